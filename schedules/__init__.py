@@ -1,0 +1,5 @@
+"""Schedules: the nightly sync and the period-close run (batch)."""
+
+from schedules.nightly import nightly_sync_schedule, period_close_schedule
+
+__all__ = ["nightly_sync_schedule", "period_close_schedule"]

@@ -1,0 +1,170 @@
+"""Billing assets: the canonical objects, one entity x period partition at a time.
+
+Each asset reads its partition from the billing source, validates it against the contract
+(quarantining bad records with a reason), and hands the valid frame to the warehouse IO
+manager, which replaces the partition and its exceptions in one transaction.
+"""
+
+
+import warnings
+
+import dagster as dg
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from resources import BillingSourceResource
+from resources.warehouse import split_partition_key
+from sync_assets.metadata import exceptions_check, frame_metadata, with_exceptions
+from sync_assets.partitions import entity_period_partitions
+from sync_core import ingest
+from sync_core.contracts import MODELS, LegalEntityModel, UsageDailyModel, split_valid
+
+GROUP = "billing"
+INGEST = "ingest"
+with warnings.catch_warnings():  # dagster-pandera is marked beta; the API is what we need
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _TYPES = {
+        name: pandera_schema_to_dagster_type(model)
+        for name, model in {**MODELS, "usage_daily": UsageDailyModel}.items()
+    }
+_CHECK = "no_quarantined_records"
+
+
+@dg.asset(
+    group_name=GROUP,
+    dagster_type=_TYPES["legal_entities"],
+    io_manager_key="warehouse_io",
+    kinds={"pandas"},
+)
+def legal_entities(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
+    """Legal entities with their functional currency, ERP subsidiary and recognition method.
+
+    Reference data: a bad row fails the run (every entity's books depend on it).
+    """
+    raw = billing_source.read("legal_entities")
+    good, exc = split_valid(
+        ingest.drop_redeliveries(raw, "legal_entities"), LegalEntityModel, "legal_entities"
+    )
+    if len(exc):
+        reasons = "; ".join(f"{r.source_id}: {r.message}" for r in exc.itertuples())
+        raise dg.Failure(description=f"legal_entities breaks the contract: {reasons}")
+    return dg.Output(good, metadata=frame_metadata(good))
+
+
+def _simple_ingest_asset(object_name: str, amount: str | None, description: str):
+    key = dg.AssetKey(object_name)
+
+    @dg.asset(
+        name=object_name,
+        group_name=GROUP,
+        description=description,
+        partitions_def=entity_period_partitions,
+        dagster_type=_TYPES[object_name],
+        io_manager_key="warehouse_io",
+        deps=[legal_entities],
+        check_specs=[dg.AssetCheckSpec(_CHECK, asset=key)],
+        kinds={"pandas"},
+    )
+    def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
+        entity, period = split_partition_key(context.partition_key)
+        raw = billing_source.read_partition(object_name, entity, period)
+        good, exc = ingest.prepare(object_name, raw)
+        yield dg.Output(
+            with_exceptions(good, exc, INGEST, [object_name]),
+            metadata=frame_metadata(good, amount, quarantined=len(exc)),
+        )
+        yield exceptions_check(key, exc)
+
+    return _asset
+
+
+customers = _simple_ingest_asset(
+    "customers", None, "Customers with the platform id <-> ERP id crosswalk."
+)
+subscription_contracts = _simple_ingest_asset(
+    "subscription_contracts",
+    None,
+    "Subscription contracts as versioned amendments (new, upgrade, downgrade, ...).",
+)
+payments = _simple_ingest_asset("payments", "amount", "Payments and refunds.")
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=entity_period_partitions,
+    outs={
+        "usage_events": dg.AssetOut(
+            dagster_type=_TYPES["usage_events"], io_manager_key="warehouse_io"
+        ),
+        "usage_daily": dg.AssetOut(
+            dagster_type=_TYPES["usage_daily"], io_manager_key="warehouse_io"
+        ),
+    },
+    deps=[legal_entities],
+    check_specs=[dg.AssetCheckSpec(_CHECK, asset="usage_events")],
+    can_subset=False,
+)
+def usage(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
+    """Raw metered usage events (deduplicated on their idempotency key) and daily totals."""
+    entity, period = split_partition_key(context.partition_key)
+    raw = billing_source.read_partition("usage_events", entity, period)
+    events, exc = ingest.prepare("usage_events", raw)
+    daily = ingest.usage_daily(events)
+    yield dg.Output(
+        with_exceptions(events, exc, INGEST, ["usage_events"]),
+        output_name="usage_events",
+        metadata=frame_metadata(
+            events,
+            quarantined=len(exc),
+            quantity=int(events["quantity"].sum()) if len(events) else 0,
+        ),
+    )
+    yield dg.Output(daily, output_name="usage_daily", metadata=frame_metadata(daily))
+    yield exceptions_check(dg.AssetKey("usage_events"), exc)
+
+
+def _document_asset(object_name: str, line_object: str, description: str):
+    @dg.multi_asset(
+        name=object_name,
+        group_name=GROUP,
+        description=description,
+        partitions_def=entity_period_partitions,
+        outs={
+            object_name: dg.AssetOut(
+                dagster_type=_TYPES[object_name], io_manager_key="warehouse_io"
+            ),
+            line_object: dg.AssetOut(
+                dagster_type=_TYPES[line_object], io_manager_key="warehouse_io"
+            ),
+        },
+        deps=[legal_entities],
+        check_specs=[dg.AssetCheckSpec(_CHECK, asset=object_name)],
+        can_subset=False,
+    )
+    def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
+        entity, period = split_partition_key(context.partition_key)
+        headers = billing_source.read_partition(object_name, entity, period)
+        lines = billing_source.read_partition(line_object, entity, period)
+        h_good, l_good, exc = ingest.prepare_document(object_name, headers, lines)
+        h_exc = exc[exc["object_type"] == object_name]
+        l_exc = exc[exc["object_type"] == line_object]
+        yield dg.Output(
+            with_exceptions(h_good, h_exc, INGEST, [object_name]),
+            output_name=object_name,
+            metadata=frame_metadata(h_good, "total", quarantined=len(h_exc)),
+        )
+        yield dg.Output(
+            with_exceptions(l_good, l_exc, INGEST, [line_object]),
+            output_name=line_object,
+            metadata=frame_metadata(l_good, "amount", quarantined=len(l_exc)),
+        )
+        yield exceptions_check(dg.AssetKey(object_name), exc)
+
+    return _asset
+
+
+invoices = _document_asset(
+    "invoices", "invoice_lines", "Finalized invoices and their lines (service periods, tax)."
+)
+credit_notes = _document_asset(
+    "credit_notes", "credit_note_lines", "Credit notes (pre/post payment) and their lines."
+)

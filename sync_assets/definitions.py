@@ -1,0 +1,53 @@
+"""The one place that assembles the code location's Definitions."""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
+from schedules import nightly_sync_schedule, period_close_schedule
+from sensors import legal_entity_sensor
+from sync_assets import billing
+from sync_assets.jobs import billing_sync_job, legal_entities_job
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LOCAL = PROJECT_ROOT / ".local"
+
+# Settings (README, "Settings"). Values are read through EnvVar at run time, so they are not
+# shown in the UI; os.getenv only decides whether a setting is present.
+SETTINGS = {
+    "SYNC_WAREHOUSE_URL": f"sqlite:///{LOCAL / 'warehouse.sqlite'}",
+    "SYNC_SOURCE_KIND": "demo",
+    "SYNC_SOURCE_PATH": str(LOCAL / "demo_source"),
+}
+
+
+def setting(name: str):
+    """``EnvVar(name)`` when the variable is set, else the documented default."""
+    return dg.EnvVar(name) if os.getenv(name) else SETTINGS[name]
+
+
+def build_resources() -> dict:
+    warehouse = WarehouseResource(url=setting("SYNC_WAREHOUSE_URL"))
+    return {
+        "warehouse": warehouse,
+        "warehouse_io": WarehouseIOManager(warehouse=warehouse),
+        "billing_source": BillingSourceResource(
+            kind=setting("SYNC_SOURCE_KIND"),
+            path=setting("SYNC_SOURCE_PATH"),
+            demo_subscriptions=int(os.getenv("SYNC_DEMO_SUBSCRIPTIONS", "300")),
+        ),
+    }
+
+
+ALL_ASSETS = dg.load_assets_from_modules([billing])
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[billing_sync_job, legal_entities_job],
+    sensors=[legal_entity_sensor],
+    schedules=[nightly_sync_schedule, period_close_schedule],
+    resources=build_resources(),
+)

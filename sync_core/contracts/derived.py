@@ -1,0 +1,58 @@
+"""Contracts of the derived objects the platform computes (schedules, journals, reports)."""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from sync_core.contracts.models import _CURRENCIES, UTC, UsageDailyModel, _Partitioned
+
+
+class RevenueScheduleModel(_Partitioned):
+    """One row per (source line, recognition period); ``period`` is the recognition month."""
+
+    source_type: Series[str] = pa.Field(
+        isin=["invoice_line", "credit_note", "invoice_void", "credit_note_void"]
+    )
+    source_id: Series[str]
+    invoice_id: Series[str]
+    line_key: Series[str] = pa.Field(nullable=True)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    document_period: Series[UTC]  # type: ignore[valid-type]
+    recognized: Series[int]
+    recognized_functional: Series[int]
+    billed: Series[int]
+    cumulative_recognized: Series[int]
+    cumulative_billed: Series[int]
+    deferred_balance: Series[int] = pa.Field(ge=0)
+    unbilled_balance: Series[int] = pa.Field(ge=0)
+    correction: Series[bool]
+    original_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+
+
+class JournalLineModel(_Partitioned):
+    """A proposed ERP journal line; ``period`` is the posting period."""
+
+    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$")
+    line_no: Series[int] = pa.Field(ge=1)
+    event: Series[str]
+    document_id: Series[str]
+    account: Series[str]
+    erp_account: Series[str] = pa.Field(nullable=True)
+    erp_subsidiary_id: Series[str] = pa.Field(nullable=True)
+    erp_customer_id: Series[str] = pa.Field(nullable=True)
+    debit: Series[int] = pa.Field(ge=0)
+    credit: Series[int] = pa.Field(ge=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    debit_functional: Series[int] = pa.Field(ge=0)
+    credit_functional: Series[int] = pa.Field(ge=0)
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    correlation_id: Series[str]
+
+
+DERIVED_MODELS = {
+    "usage_daily": UsageDailyModel,
+    "revenue_schedules": RevenueScheduleModel,
+    "erp_postings": JournalLineModel,
+}

@@ -1,0 +1,231 @@
+"""Pandera models of the canonical objects. The single source of truth for column names,
+types, nullability and row rules; docs/data-contract.md describes the same contract in prose.
+
+Conventions
+- Money is integer minor units (``int64``) beside a ``currency`` column (ISO 4217).
+- Timestamps are UTC (``datetime64[ns, UTC]``); service periods are half-open ``[start, end)``.
+- ``entity_id`` is the legal entity; ``period`` (first day of the month, UTC) is the
+  accounting period that the record belongs to, and together they form the partition key.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from sync_core.money import CURRENCIES
+
+CONTRACT_VERSION = "1.0.0"
+
+_CURRENCIES = sorted(CURRENCIES)
+ENTITY_ID = r"^[A-Z0-9]{2,12}$"
+UTC = pd.DatetimeTZDtype(tz="UTC")
+
+AMENDMENT_TYPES = [
+    "new",
+    "upgrade",
+    "downgrade",
+    "quantity_change",
+    "cancel",
+    "renew",
+    "entity_change",
+]
+INVOICE_STATUSES = ["open", "paid", "void", "uncollectible"]
+LINE_TYPES = ["subscription", "invoiceitem", "usage"]
+CREDIT_NOTE_TYPES = ["pre_payment", "post_payment"]
+PAYMENT_KINDS = ["payment", "refund"]
+RECOGNITION_METHODS = ["day", "millisecond", "month"]
+
+
+class _Base(pa.DataFrameModel):
+    class Config:
+        strict = "filter"  # unknown columns are dropped, never trusted
+        coerce = True
+
+
+class _Partitioned(_Base):
+    entity_id: Series[str] = pa.Field(str_matches=ENTITY_ID)
+    period: Series[UTC]  # type: ignore[valid-type]
+
+    @pa.dataframe_check(name="period_is_month_start", element_wise=False)
+    @classmethod
+    def _period_is_month_start(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["period"].dt.is_month_start & (df["period"].dt.normalize() == df["period"])
+
+
+class LegalEntityModel(_Base):
+    entity_id: Series[str] = pa.Field(str_matches=ENTITY_ID, unique=True)
+    name: Series[str]
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    country: Series[str] = pa.Field(str_matches=r"^[A-Z]{2}$")
+    erp_subsidiary_id: Series[str]
+    recognition_method: Series[str] = pa.Field(isin=RECOGNITION_METHODS)
+
+
+class CustomerModel(_Partitioned):
+    customer_id: Series[str] = pa.Field(unique=True)
+    name: Series[str]
+    email: Series[str] = pa.Field(nullable=True)
+    country: Series[str] = pa.Field(str_matches=r"^[A-Z]{2}$")
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    erp_customer_id: Series[str] = pa.Field(nullable=True)  # missing -> master-data exception
+    created_at: Series[UTC]  # type: ignore[valid-type]
+
+
+class SubscriptionContractModel(_Partitioned):
+    contract_id: Series[str]
+    version: Series[int] = pa.Field(ge=1)
+    customer_id: Series[str]
+    amendment_type: Series[str] = pa.Field(isin=AMENDMENT_TYPES)
+    effective_at: Series[UTC]  # type: ignore[valid-type]
+    plan_id: Series[str]
+    price_id: Series[str]
+    interval: Series[str] = pa.Field(isin=["month", "year"])
+    unit_amount: Series[int] = pa.Field(ge=0)
+    quantity: Series[int] = pa.Field(ge=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    metered: Series[bool]
+
+    @pa.dataframe_check(name="contract_version_unique", element_wise=False)
+    @classmethod
+    def _unique_version(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["contract_id", "version"], keep=False)
+
+
+class UsageEventModel(_Partitioned):
+    event_id: Series[str] = pa.Field(unique=True)  # idempotency key
+    customer_id: Series[str]
+    subscription_id: Series[str]
+    subscription_item_id: Series[str]
+    metric: Series[str]
+    quantity: Series[int] = pa.Field(ge=0)
+    timestamp: Series[UTC]  # type: ignore[valid-type]
+
+
+class UsageDailyModel(_Partitioned):
+    subscription_item_id: Series[str]
+    metric: Series[str]
+    usage_date: Series[UTC]  # type: ignore[valid-type]
+    quantity: Series[int] = pa.Field(ge=0)
+    event_count: Series[int] = pa.Field(ge=1)
+
+
+class InvoiceModel(_Partitioned):
+    invoice_id: Series[str] = pa.Field(unique=True)
+    number: Series[str] = pa.Field(nullable=True)
+    customer_id: Series[str]
+    subscription_id: Series[str] = pa.Field(nullable=True)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    status: Series[str] = pa.Field(isin=INVOICE_STATUSES)
+    finalized_at: Series[UTC]  # type: ignore[valid-type]
+    voided_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    subtotal: Series[int]
+    tax: Series[int] = pa.Field(ge=0)
+    total: Series[int]
+    fx_rate: Series[str] = pa.Field(str_matches=r"^\d+(\.\d+)?$")  # functional per unit
+
+    @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
+    @classmethod
+    def _total(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["total"] == df["subtotal"] + df["tax"]
+
+    @pa.dataframe_check(name="void_has_voided_at", element_wise=False)
+    @classmethod
+    def _void(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["status"] == "void") == df["voided_at"].notna()
+
+
+class InvoiceLineModel(_Partitioned):
+    line_key: Series[str] = pa.Field(unique=True)  # canonical id: invoice_id/line_id
+    line_id: Series[str]  # source id; not unique on its own
+    invoice_id: Series[str]
+    subscription_id: Series[str] = pa.Field(nullable=True)
+    subscription_item_id: Series[str] = pa.Field(nullable=True)
+    product_id: Series[str]
+    line_type: Series[str] = pa.Field(isin=LINE_TYPES)
+    proration: Series[bool]
+    quantity: Series[int] = pa.Field(ge=0)
+    amount: Series[int]  # net of tax; negative for proration credits
+    tax_amount: Series[int]
+    tax_behavior: Series[str] = pa.Field(isin=["exclusive", "inclusive"])
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    period_start: Series[UTC]  # type: ignore[valid-type]
+    period_end: Series[UTC]  # type: ignore[valid-type]
+
+    @pa.dataframe_check(name="period_start_before_end", element_wise=False)
+    @classmethod
+    def _period(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["period_start"] < df["period_end"]
+
+
+class CreditNoteModel(_Partitioned):
+    credit_note_id: Series[str] = pa.Field(unique=True)
+    invoice_id: Series[str]
+    customer_id: Series[str]
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    type: Series[str] = pa.Field(isin=CREDIT_NOTE_TYPES)
+    status: Series[str] = pa.Field(isin=["issued", "void"])
+    issued_at: Series[UTC]  # type: ignore[valid-type]
+    voided_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    subtotal: Series[int] = pa.Field(ge=0)
+    tax: Series[int] = pa.Field(ge=0)
+    total: Series[int] = pa.Field(ge=0)
+    refund_amount: Series[int] = pa.Field(ge=0)
+    credit_balance_amount: Series[int] = pa.Field(ge=0)
+    out_of_band_amount: Series[int] = pa.Field(ge=0)
+    reason: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
+    @classmethod
+    def _total(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["total"] == df["subtotal"] + df["tax"]
+
+    @pa.dataframe_check(name="settlement_matches_total", element_wise=False)
+    @classmethod
+    def _settlement(cls, df: pd.DataFrame) -> Series[bool]:
+        settled = df["refund_amount"] + df["credit_balance_amount"] + df["out_of_band_amount"]
+        pre = df["type"] == "pre_payment"
+        # before payment the note reduces the amount due; after payment it is settled in full
+        return (pre & (settled <= df["total"])) | (~pre & (settled == df["total"]))
+
+    @pa.dataframe_check(name="void_has_voided_at", element_wise=False)
+    @classmethod
+    def _void(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["status"] == "void") == df["voided_at"].notna()
+
+
+class CreditNoteLineModel(_Partitioned):
+    credit_note_line_id: Series[str] = pa.Field(unique=True)
+    credit_note_id: Series[str]
+    invoice_line_key: Series[str] = pa.Field(nullable=True)  # null: spread pro rata
+    amount: Series[int] = pa.Field(ge=0)
+    tax_amount: Series[int] = pa.Field(ge=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+
+
+class PaymentModel(_Partitioned):
+    payment_id: Series[str] = pa.Field(unique=True)
+    kind: Series[str] = pa.Field(isin=PAYMENT_KINDS)
+    customer_id: Series[str]
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    credit_note_id: Series[str] = pa.Field(nullable=True)
+    amount: Series[int] = pa.Field(gt=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    created_at: Series[UTC]  # type: ignore[valid-type]
+    status: Series[str] = pa.Field(isin=["succeeded", "failed"])
+    fx_rate: Series[str] = pa.Field(str_matches=r"^\d+(\.\d+)?$")
+
+
+# object name (file-drop name and warehouse table) -> model
+MODELS: dict[str, type[_Base]] = {
+    "legal_entities": LegalEntityModel,
+    "customers": CustomerModel,
+    "subscription_contracts": SubscriptionContractModel,
+    "usage_events": UsageEventModel,
+    "invoices": InvoiceModel,
+    "invoice_lines": InvoiceLineModel,
+    "credit_notes": CreditNoteModel,
+    "credit_note_lines": CreditNoteLineModel,
+    "payments": PaymentModel,
+}

@@ -1,0 +1,118 @@
+"""Split a frame into contract-valid rows and quarantined rows with a reason per rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+# object type -> (source id column, owner of its exceptions)
+SOURCE_ID = {
+    "legal_entities": "entity_id",
+    "customers": "customer_id",
+    "subscription_contracts": "contract_id",
+    "usage_events": "event_id",
+    "usage_daily": "subscription_item_id",
+    "invoices": "invoice_id",
+    "invoice_lines": "line_key",
+    "credit_notes": "credit_note_id",
+    "credit_note_lines": "credit_note_line_id",
+    "payments": "payment_id",
+}
+OWNER = {
+    "customers": "master_data",
+    "legal_entities": "master_data",
+    "subscription_contracts": "billing_ops",
+}
+DEFAULT_OWNER = "integration"
+
+EXCEPTION_COLUMNS = ["entity_id", "period", "object_type", "source_id", "rule", "message", "owner"]
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """Rows that broke the contract, one exception row per (record, rule)."""
+
+    rows: pd.DataFrame  # EXCEPTION_COLUMNS
+
+    @staticmethod
+    def empty() -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in EXCEPTION_COLUMNS})
+
+
+def exception_rows(df: pd.DataFrame, mask, object_type: str, rule: str, message) -> pd.DataFrame:
+    """Exception rows for the records of ``df`` selected by ``mask``."""
+    bad = df.loc[mask]
+    if bad.empty:
+        return Quarantine.empty()
+    id_col = SOURCE_ID[object_type]
+    msg = message(bad) if callable(message) else message
+    return pd.DataFrame(
+        {
+            "entity_id": bad.get("entity_id", pd.Series(None, index=bad.index)).astype("object"),
+            "period": bad.get("period", pd.Series(pd.NaT, index=bad.index)),
+            "object_type": object_type,
+            "source_id": bad[id_col].astype("object") if id_col in bad else None,
+            "rule": rule,
+            "message": msg,
+            "owner": OWNER.get(object_type, DEFAULT_OWNER),
+        }
+    ).reset_index(drop=True)
+
+
+def _short(check) -> str:
+    """A readable check name: long value lists (currencies) are elided."""
+    text = str(check)
+    return text if len(text) <= 60 else text.split("(")[0] + "(...)"
+
+
+def split_valid(
+    df: pd.DataFrame, model: type[pa.DataFrameModel], object_type: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate ``df`` lazily against ``model``; return (valid rows, exception rows).
+
+    Every failing (row, rule) pair becomes an exception row; a record failing several rules
+    is reported under each of them and kept out of the valid frame once.
+    """
+    df = df.reset_index(drop=True)
+    try:
+        return model.validate(df, lazy=True), Quarantine.empty()
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    whole = cases[cases["index"].isna()]
+    if not whole.empty:
+        # a failure not tied to a row (missing column, wrong dtype for every row) is a
+        # broken feed, not a bad record: fail loudly with every reason
+        reasons = "; ".join(f"{r.column}: {r.check} ({r.failure_case})" for r in whole.itertuples())
+        raise ValueError(
+            f"{object_type}: the feed does not match contract {model.__name__}: {reasons}"
+        )
+    parts = []
+    for (column, check), grp in cases.groupby(["column", "check"], dropna=False, sort=True):
+        idx = grp["index"].astype(int).unique()
+        where = (
+            f"column {column}" if isinstance(column, str) and column != model.__name__ else "row"
+        )
+        check = _short(check)
+        rule = f"{column}.{check.split('(')[0]}" if where != "row" else check
+        values = dict(zip(grp["index"].astype(int), grp["failure_case"]))
+        mask = df.index.isin(idx)
+        parts.append(
+            exception_rows(
+                df,
+                mask,
+                object_type,
+                rule,
+                lambda bad, where=where, check=check, values=values: [
+                    f"{where} fails {check}: got {values.get(i)!r}"
+                    if where != "row"
+                    else f"row fails {check}"
+                    for i in bad.index
+                ],
+            )
+        )
+    bad_idx = cases["index"].dropna().astype(int).unique()
+    good = df.drop(index=bad_idx)
+    good = model.validate(good, lazy=True) if not good.empty else model.validate(good)
+    return good.reset_index(drop=True), pd.concat(parts, ignore_index=True)

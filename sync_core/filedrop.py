@@ -1,0 +1,251 @@
+"""The file-drop source: a folder of CSV or NDJSON files in the canonical format.
+
+This is the documented import path for platforms without a connector and for a finance
+user's own test cases (docs/data-contract.md, "File-drop format"). Parsing is strict: a value
+of the wrong type fails the whole file with the file, line and field named. Parsed records
+then go through the contract, where a wrong-but-parseable record is quarantined instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sync_core.contracts.models import MODELS
+
+# object -> column whose month is the record's accounting period
+PERIOD_COLUMN = {
+    "customers": "created_at",
+    "subscription_contracts": "effective_at",
+    "usage_events": "timestamp",
+    "invoices": "finalized_at",
+    "credit_notes": "issued_at",
+    "payments": "created_at",
+}
+# line objects take the period of their header document
+HEADER_OF = {
+    "invoice_lines": ("invoices", "invoice_id", "invoice_id"),
+    "credit_note_lines": ("credit_notes", "credit_note_id", "credit_note_id"),
+}
+_INT = re.compile(r"^[+-]?\d+$")
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+class FileDropParseError(ValueError):
+    """A file that cannot be parsed: names the file, line and field."""
+
+    def __init__(self, file: Path | str, line: int, field: str | None, problem: str):
+        self.file, self.line, self.field, self.problem = str(file), line, field, problem
+        where = f"{self.file}, line {line}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: str  # str | int | bool | timestamp
+    nullable: bool
+
+
+def file_columns(object_name: str) -> list[ColumnSpec]:
+    """The columns a file of ``object_name`` carries: the model's, without ``period``."""
+    schema = MODELS[object_name].to_schema()
+    specs = []
+    for name, col in schema.columns.items():
+        if name == "period":
+            continue
+        dtype = str(col.dtype)
+        kind = (
+            "timestamp"
+            if dtype.startswith("datetime64")
+            else "int"
+            if dtype.startswith("int")
+            else "bool"
+            if dtype == "bool"
+            else "str"
+        )
+        specs.append(ColumnSpec(name, kind, bool(col.nullable)))
+    return specs
+
+
+def object_files(folder: Path, object_name: str) -> list[Path]:
+    """``<object>.csv|ndjson`` and ``<object>-<suffix>.csv|ndjson``, in name order."""
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix in (".csv", ".ndjson")
+        and (p.stem == object_name or p.stem.startswith(object_name + "-"))
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
+    text = path.read_text(encoding="utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileDropParseError(path, 1, None, "empty file: a header row is required") from None
+    except csv.Error as exc:
+        raise FileDropParseError(path, 1, None, f"malformed header: {exc}") from None
+    rows, lines = [], []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise FileDropParseError(
+                    path,
+                    reader.line_num,
+                    None,
+                    f"expected {len(header)} fields, found {len(row)}",
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise FileDropParseError(path, reader.line_num, None, f"malformed CSV: {exc}") from None
+    df = pd.DataFrame(rows, columns=header, dtype=object)
+    df = df.where(df != "", None)
+    df.index = pd.Index(lines, name="_line")
+    return df, 1
+
+
+def _read_ndjson(path: Path) -> pd.DataFrame:
+    records, lines = [], []
+    with path.open(encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise FileDropParseError(path, n, None, f"invalid JSON: {exc.msg}") from None
+            if not isinstance(rec, dict):
+                raise FileDropParseError(path, n, None, "each line must be a JSON object")
+            records.append(rec)
+            lines.append(n)
+    df = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    df = df.astype(object).where(df.notna(), None)
+    # JSON scalars are re-read through the same strict text rules as CSV
+    for c in df.columns:
+        df[c] = df[c].map(_json_text)
+    df.index = pd.Index(lines, name="_line")
+    return df
+
+
+def _json_text(v):
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def _fail_first(path: Path, series: pd.Series, bad: pd.Series, field: str, what: str):
+    line = int(bad[bad].index[0])
+    value = series.loc[line]
+    if isinstance(value, pd.Series):
+        value = value.iloc[0]
+    raise FileDropParseError(path, line, field, f"{what}, got {value!r}")
+
+
+def _parse(path: Path, raw: pd.DataFrame, object_name: str) -> pd.DataFrame:
+    out = {}
+    for spec in file_columns(object_name):
+        if spec.name not in raw.columns:
+            if spec.nullable:
+                out[spec.name] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+                continue
+            raise FileDropParseError(path, 1, spec.name, "required column is missing")
+        s = raw[spec.name]
+        present = s.notna()
+        if spec.kind == "int":
+            bad = present & ~s.astype(str).str.match(_INT)
+            if bad.any():
+                _fail_first(path, s, bad, spec.name, "expected an integer (minor units)")
+            out[spec.name] = pd.array([int(v) if v is not None else None for v in s], dtype="Int64")
+        elif spec.kind == "bool":
+            low = s.astype(str).str.lower()
+            bad = present & ~low.isin(_TRUE | _FALSE)
+            if bad.any():
+                _fail_first(path, s, bad, spec.name, "expected true or false")
+            out[spec.name] = pd.array(
+                [None if v is None else v.lower() in _TRUE for v in s], dtype="boolean"
+            )
+        elif spec.kind == "timestamp":
+            ts = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
+            bad = present & ts.isna()
+            if bad.any():
+                _fail_first(path, s, bad, spec.name, "expected an ISO 8601 timestamp")
+            out[spec.name] = ts
+        else:
+            out[spec.name] = s.astype(object)
+    df = pd.DataFrame(out, index=raw.index)
+    df["_source"] = f"{path.name}"
+    df["_line"] = raw.index.to_numpy()
+    return df.reset_index(drop=True)
+
+
+def read_object(folder: str | Path, object_name: str) -> pd.DataFrame:
+    """Parse every file of ``object_name`` in ``folder`` into one typed frame.
+
+    Columns are the contract's (without ``period``) plus ``_source`` and ``_line`` for
+    tracing a record back to its file. Missing files give an empty frame.
+    """
+    folder = Path(folder)
+    if object_name not in MODELS:
+        raise KeyError(f"unknown object {object_name!r}; expected one of {sorted(MODELS)}")
+    frames = []
+    for path in object_files(folder, object_name):
+        raw = _read_ndjson(path) if path.suffix == ".ndjson" else _read_csv(path)[0]
+        frames.append(_parse(path, raw, object_name))
+    if not frames:
+        empty = pd.DataFrame(index=pd.RangeIndex(0))
+        return _parse(
+            folder / f"{object_name}.csv",
+            empty.assign(**{c.name: pd.Series(dtype=object) for c in file_columns(object_name)}),
+            object_name,
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def month_start(ts: pd.Series) -> pd.Series:
+    """First instant of the UTC month of each timestamp."""
+    naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.dt.to_period("M").dt.to_timestamp().dt.tz_localize("UTC")
+
+
+def with_period(
+    object_name: str, df: pd.DataFrame, header: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Add the ``period`` column: the month of the object's date, or of its header document.
+
+    A line whose header document is absent takes the month of its own ``period_start``
+    (or stays without a period) so that it can still be reported, never silently dropped.
+    """
+    df = df.copy()
+    if object_name in PERIOD_COLUMN:
+        df["period"] = month_start(df[PERIOD_COLUMN[object_name]])
+    elif object_name in HEADER_OF:
+        _, key, hkey = HEADER_OF[object_name]
+        hp = (
+            header.drop_duplicates(hkey).set_index(hkey)["period"]
+            if header is not None and not header.empty
+            else pd.Series(dtype="datetime64[ns, UTC]")
+        )
+        df["period"] = pd.to_datetime(df[key].map(hp), utc=True)
+        if "period_start" in df:
+            df["period"] = df["period"].fillna(month_start(df["period_start"]))
+    else:
+        df["period"] = pd.NaT
+    return df

@@ -1,0 +1,70 @@
+"""Table definitions, derived from the contract models so the two cannot drift apart.
+
+Every partitioned table carries ``entity_id`` and ``period`` (DATE, first of the month) and an
+index on them: a partition write deletes and inserts exactly those rows.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sync_core.contracts.derived import DERIVED_MODELS
+from sync_core.contracts.models import MODELS
+from sync_core.contracts.validate import EXCEPTION_COLUMNS
+
+metadata = sa.MetaData()
+
+
+def _sql_type(dtype: str):
+    if dtype.startswith("datetime64"):
+        return sa.DateTime(timezone=True)
+    if dtype.startswith("int"):
+        return sa.BigInteger()
+    if dtype == "bool":
+        return sa.Boolean()
+    if dtype.startswith("float"):
+        return sa.Float()
+    return sa.Text()
+
+
+def _table_from_model(name: str, model) -> sa.Table:
+    schema = model.to_schema()
+    cols = []
+    for col_name, col in schema.columns.items():
+        typ = sa.Date() if col_name == "period" else _sql_type(str(col.dtype))
+        cols.append(sa.Column(col_name, typ, nullable=bool(col.nullable)))
+    table = sa.Table(name, metadata, *cols)
+    if "period" in schema.columns:
+        sa.Index(f"ix_{name}_partition", table.c.entity_id, table.c.period)
+    return table
+
+
+TABLES: dict[str, sa.Table] = {
+    name: _table_from_model(name, model) for name, model in {**MODELS, **DERIVED_MODELS}.items()
+}
+
+exceptions = sa.Table(
+    "exceptions",
+    metadata,
+    sa.Column("entity_id", sa.Text, nullable=True),
+    sa.Column("period", sa.Date, nullable=True),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("object_type", sa.Text, nullable=False),
+    sa.Column("source_id", sa.Text, nullable=True),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_exceptions_partition", exceptions.c.entity_id, exceptions.c.period)
+TABLES["exceptions"] = exceptions
+assert [c for c in EXCEPTION_COLUMNS if c not in exceptions.c] == []
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
