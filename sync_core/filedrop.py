@@ -62,15 +62,14 @@ def file_columns(object_name: str) -> list[ColumnSpec]:
         if name == "period":
             continue
         dtype = str(col.dtype)
-        kind = (
-            "timestamp"
-            if dtype.startswith("datetime64")
-            else "int"
-            if dtype.startswith("int")
-            else "bool"
-            if dtype == "bool"
-            else "str"
-        )
+        if dtype.startswith("datetime64"):
+            kind = "timestamp"
+        elif dtype.startswith("int"):
+            kind = "int"
+        elif dtype in ("bool", "boolean"):
+            kind = "bool"
+        else:
+            kind = "str"
         specs.append(ColumnSpec(name, kind, bool(col.nullable)))
     return specs
 

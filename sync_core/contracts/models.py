@@ -20,6 +20,7 @@ CONTRACT_VERSION = "1.0.0"
 
 _CURRENCIES = sorted(CURRENCIES)
 ENTITY_ID = r"^[A-Z0-9]{2,12}$"
+FX_RATE = r"^(?!0+(\.0+)?$)\d+(\.\d+)?$"  # a positive decimal
 UTC = pd.DatetimeTZDtype(tz="UTC")
 
 AMENDMENT_TYPES = [
@@ -50,7 +51,7 @@ class _Partitioned(_Base):
 
     @pa.dataframe_check(name="period_is_month_start", element_wise=False)
     @classmethod
-    def _period_is_month_start(cls, df: pd.DataFrame) -> Series[bool]:
+    def period_is_month_start(cls, df: pd.DataFrame) -> Series[bool]:
         return df["period"].dt.is_month_start & (df["period"].dt.normalize() == df["period"])
 
 
@@ -85,11 +86,11 @@ class SubscriptionContractModel(_Partitioned):
     unit_amount: Series[int] = pa.Field(ge=0)
     quantity: Series[int] = pa.Field(ge=0)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
-    metered: Series[bool]
+    metered: Series[pd.BooleanDtype]
 
     @pa.dataframe_check(name="contract_version_unique", element_wise=False)
     @classmethod
-    def _unique_version(cls, df: pd.DataFrame) -> Series[bool]:
+    def contract_version_unique(cls, df: pd.DataFrame) -> Series[bool]:
         return ~df.duplicated(["contract_id", "version"], keep=False)
 
 
@@ -121,18 +122,18 @@ class InvoiceModel(_Partitioned):
     finalized_at: Series[UTC]  # type: ignore[valid-type]
     voided_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
     subtotal: Series[int]
-    tax: Series[int] = pa.Field(ge=0)
+    tax: Series[int]  # negative on an invoice made of proration credits
     total: Series[int]
-    fx_rate: Series[str] = pa.Field(str_matches=r"^\d+(\.\d+)?$")  # functional per unit
+    fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)  # functional per unit
 
     @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
     @classmethod
-    def _total(cls, df: pd.DataFrame) -> Series[bool]:
+    def total_is_subtotal_plus_tax(cls, df: pd.DataFrame) -> Series[bool]:
         return df["total"] == df["subtotal"] + df["tax"]
 
     @pa.dataframe_check(name="void_has_voided_at", element_wise=False)
     @classmethod
-    def _void(cls, df: pd.DataFrame) -> Series[bool]:
+    def void_has_voided_at(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["status"] == "void") == df["voided_at"].notna()
 
 
@@ -144,7 +145,7 @@ class InvoiceLineModel(_Partitioned):
     subscription_item_id: Series[str] = pa.Field(nullable=True)
     product_id: Series[str]
     line_type: Series[str] = pa.Field(isin=LINE_TYPES)
-    proration: Series[bool]
+    proration: Series[pd.BooleanDtype]
     quantity: Series[int] = pa.Field(ge=0)
     amount: Series[int]  # net of tax; negative for proration credits
     tax_amount: Series[int]
@@ -155,7 +156,7 @@ class InvoiceLineModel(_Partitioned):
 
     @pa.dataframe_check(name="period_start_before_end", element_wise=False)
     @classmethod
-    def _period(cls, df: pd.DataFrame) -> Series[bool]:
+    def period_start_before_end(cls, df: pd.DataFrame) -> Series[bool]:
         return df["period_start"] < df["period_end"]
 
 
@@ -178,12 +179,12 @@ class CreditNoteModel(_Partitioned):
 
     @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
     @classmethod
-    def _total(cls, df: pd.DataFrame) -> Series[bool]:
+    def total_is_subtotal_plus_tax(cls, df: pd.DataFrame) -> Series[bool]:
         return df["total"] == df["subtotal"] + df["tax"]
 
     @pa.dataframe_check(name="settlement_matches_total", element_wise=False)
     @classmethod
-    def _settlement(cls, df: pd.DataFrame) -> Series[bool]:
+    def settlement_matches_total(cls, df: pd.DataFrame) -> Series[bool]:
         settled = df["refund_amount"] + df["credit_balance_amount"] + df["out_of_band_amount"]
         pre = df["type"] == "pre_payment"
         # before payment the note reduces the amount due; after payment it is settled in full
@@ -191,7 +192,7 @@ class CreditNoteModel(_Partitioned):
 
     @pa.dataframe_check(name="void_has_voided_at", element_wise=False)
     @classmethod
-    def _void(cls, df: pd.DataFrame) -> Series[bool]:
+    def void_has_voided_at(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["status"] == "void") == df["voided_at"].notna()
 
 
@@ -214,7 +215,7 @@ class PaymentModel(_Partitioned):
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
     created_at: Series[UTC]  # type: ignore[valid-type]
     status: Series[str] = pa.Field(isin=["succeeded", "failed"])
-    fx_rate: Series[str] = pa.Field(str_matches=r"^\d+(\.\d+)?$")
+    fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)
 
 
 # object name (file-drop name and warehouse table) -> model

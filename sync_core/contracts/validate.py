@@ -76,8 +76,10 @@ def split_valid(
     is reported under each of them and kept out of the valid frame once.
     """
     df = df.reset_index(drop=True)
+    df, pre = _integer_columns(df, model, object_type)
     try:
-        return model.validate(df, lazy=True), Quarantine.empty()
+        good = model.validate(df, lazy=True)
+        return good, pre
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
     whole = cases[cases["index"].isna()]
@@ -88,31 +90,71 @@ def split_valid(
         raise ValueError(
             f"{object_type}: the feed does not match contract {model.__name__}: {reasons}"
         )
+    cases = cases.assign(column=cases["column"].where(cases["schema_context"] == "Column", None))
     parts = []
     for (column, check), grp in cases.groupby(["column", "check"], dropna=False, sort=True):
         idx = grp["index"].astype(int).unique()
-        where = (
-            f"column {column}" if isinstance(column, str) and column != model.__name__ else "row"
-        )
         check = _short(check)
-        rule = f"{column}.{check.split('(')[0]}" if where != "row" else check
-        values = dict(zip(grp["index"].astype(int), grp["failure_case"]))
         mask = df.index.isin(idx)
+        if isinstance(column, str):
+            values = dict(zip(grp["index"].astype(int), grp["failure_case"]))
+            rule = f"{column}.{check.split('(')[0]}"
+            message = lambda bad, c=column, k=check, v=values: [  # noqa: E731
+                f"column {c} fails {k}: got {v.get(i)!r}" for i in bad.index
+            ]
+        else:  # a row rule (dataframe check)
+            rule, message = check, f"record fails the row rule {check}"
+        parts.append(exception_rows(df, mask, object_type, rule, message))
+    bad_idx = cases["index"].dropna().astype(int).unique()
+    good = df.drop(index=bad_idx)
+    good = model.validate(good, lazy=True) if not good.empty else model.validate(good)
+    found = [p for p in (pre, *parts) if len(p)]
+    return good.reset_index(drop=True), pd.concat(found, ignore_index=True)
+
+
+def _integer_columns(
+    df: pd.DataFrame, model: type[pa.DataFrameModel], object_type: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Quarantine non-integer money and counts before pandera would coerce them.
+
+    Coercion would silently truncate ``3100.5`` to ``3100`` and turn one bad value into a
+    whole-feed failure; here each bad record gets its own ``<column>.integer`` (or
+    ``<column>.not_nullable``) exception and the integer columns become ``int64``.
+    """
+    parts, bad = [], pd.Series(False, index=df.index)
+    int_cols = [
+        (name, col.nullable)
+        for name, col in model.to_schema().columns.items()
+        if str(col.dtype).startswith("int") and name in df.columns
+    ]
+    for name, nullable in int_cols:
+        num = pd.to_numeric(df[name], errors="coerce")
+        missing = df[name].isna()
+        if not nullable:
+            mask = missing & ~bad
+            parts.append(
+                exception_rows(
+                    df, mask, object_type, f"{name}.not_nullable", f"column {name} is required"
+                )
+            )
+            bad |= mask
+        whole = num.notna() & (num == num.round())
+        mask = ~missing & ~whole & ~bad
         parts.append(
             exception_rows(
                 df,
                 mask,
                 object_type,
-                rule,
-                lambda bad, where=where, check=check, values=values: [
-                    f"{where} fails {check}: got {values.get(i)!r}"
-                    if where != "row"
-                    else f"row fails {check}"
-                    for i in bad.index
+                f"{name}.integer",
+                lambda b, n=name: [
+                    f"column {n} must be a whole number of minor units: got {v!r}" for v in b[n]
                 ],
             )
         )
-    bad_idx = cases["index"].dropna().astype(int).unique()
-    good = df.drop(index=bad_idx)
-    good = model.validate(good, lazy=True) if not good.empty else model.validate(good)
-    return good.reset_index(drop=True), pd.concat(parts, ignore_index=True)
+        bad |= mask
+    if not bad.any():
+        return df, Quarantine.empty()
+    good = df[~bad].copy()
+    for name, nullable in int_cols:
+        good[name] = pd.to_numeric(good[name]).astype("Int64" if nullable else "int64")
+    return good, pd.concat([p for p in parts if len(p)], ignore_index=True)

@@ -20,7 +20,7 @@ def _sql_type(dtype: str):
         return sa.DateTime(timezone=True)
     if dtype.startswith("int"):
         return sa.BigInteger()
-    if dtype == "bool":
+    if dtype in ("bool", "boolean"):
         return sa.Boolean()
     if dtype.startswith("float"):
         return sa.Float()

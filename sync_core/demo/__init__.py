@@ -1,0 +1,1 @@
+"""Seeded, deterministic demo subscription platform that writes the public file-drop format."""
