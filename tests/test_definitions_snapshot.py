@@ -22,7 +22,9 @@ def describe(d: dg.Definitions) -> dict:
         pdef = node.partitions_def
         assets[key.to_user_string()] = {
             "group": node.group_name,
-            "partitions": None if pdef is None else {
+            "partitions": None
+            if pdef is None
+            else {
                 "type": type(pdef).__name__,
                 "dimensions": [
                     {"name": dim.name, "type": type(dim.partitions_def).__name__}
@@ -35,10 +37,13 @@ def describe(d: dg.Definitions) -> dict:
     return {
         "assets": assets,
         "jobs": sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__")),
-        "sensors": {s.name: {"job": s.job_name, "interval_s": s.minimum_interval_seconds}
-                    for s in d.sensors or []},
-        "schedules": {s.name: {"job": s.job_name, "cron": s.cron_schedule}
-                      for s in d.schedules or []},
+        "sensors": {
+            s.name: {"job": s.job_name, "interval_s": s.minimum_interval_seconds}
+            for s in d.sensors or []
+        },
+        "schedules": {
+            s.name: {"job": s.job_name, "cron": s.cron_schedule} for s in d.schedules or []
+        },
         "resources": sorted((d.resources or {}).keys()),
     }
 

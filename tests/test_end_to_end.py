@@ -35,8 +35,13 @@ def _resources(source, url):
 def _run(instance, resources, selection, key=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dg.materialize(ALL_ASSETS, selection=selection, partition_key=key,
-                              instance=instance, resources=resources)
+        return dg.materialize(
+            ALL_ASSETS,
+            selection=selection,
+            partition_key=key,
+            instance=instance,
+            resources=resources,
+        )
 
 
 def _snapshot(wh) -> dict[str, pd.DataFrame]:
@@ -64,7 +69,9 @@ def test_one_partition_end_to_end(demo_source, sqlite_url):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_full_year_every_entity_is_idempotent(demo_source, backend, request):
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
     resources = _resources(demo_source, url)

@@ -78,7 +78,10 @@ def test_failure_mid_write_leaves_previous_partition_intact(warehouse_url):
     broken.loc[1, "customer_id"] = None  # NOT NULL violation on the second row, after the delete
     with pytest.raises(sa.exc.IntegrityError):
         wh.replace_partition(
-            "US01", P1, {"invoices": broken}, exceptions=exceptions(),
+            "US01",
+            P1,
+            {"invoices": broken},
+            exceptions=exceptions(),
             exception_scope=("ingest", ["invoices"]),
         )
     assert sorted(wh.read("invoices", "US01", P1)["invoice_id"]) == ["in_1", "in_2"]

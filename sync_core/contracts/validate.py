@@ -134,7 +134,11 @@ def _integer_columns(
             mask = missing & ~bad
             parts.append(
                 exception_rows(
-                    df, mask, object_type, f"{name}.not_nullable", f"column {name} is required"
+                    df,
+                    mask,
+                    object_type,
+                    f"{name}.not_nullable",
+                    f"column {name} fails not_nullable: got None",
                 )
             )
             bad |= mask
@@ -146,9 +150,7 @@ def _integer_columns(
                 mask,
                 object_type,
                 f"{name}.integer",
-                lambda b, n=name: [
-                    f"column {n} must be a whole number of minor units: got {v!r}" for v in b[n]
-                ],
+                lambda b, n=name: [f"column {n} must be a whole number: got {v!r}" for v in b[n]],
             )
         )
         bad |= mask

@@ -21,8 +21,14 @@ def instants_ns(values) -> np.ndarray:
 
     Missing values come back as ``iNaT`` (the minimum int64); callers check with ``is_nat``.
     """
-    ts = pd.to_datetime(pd.Series(values, copy=False), utc=True, errors="coerce")
-    return ts.dt.as_unit("ns").array.asi8.copy()
+    ts = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        pass  # instants already: the integer values are UTC whatever the zone
+    elif ts.dtype.kind == "M":
+        ts = ts.dt.tz_localize("UTC")
+    else:
+        ts = pd.to_datetime(ts, utc=True, errors="coerce")
+    return ts.dt.as_unit("ns").array.asi8
 
 
 def is_nat(ns: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sync_core.revenue.allocation import group_starts, largest_remainder
+from sync_core.revenue.allocation import FLOAT_EXACT, group_starts, largest_remainder
 from sync_core.revenue.periods import (
     MS_PER_DAY,
     NS_PER_DAY,
@@ -38,6 +38,7 @@ from sync_core.revenue.periods import (
 )
 
 METHODS = ("day", "millisecond", "month")
+_CHUNK = 1 << 16  # (line, month) cells per block of the fused kernel
 DAY, MILLISECOND, MONTH = 0, 1, 2
 
 
@@ -97,59 +98,187 @@ def month_counts(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
     return np.maximum(n, 1)
 
 
-def ratable_weights(start_ns: np.ndarray, end_ns: np.ndarray, codes: np.ndarray) -> Weights:
-    """Weights per (line, month) of ratable lines; ``end_ns > start_ns`` for every line."""
-    start_ns = np.asarray(start_ns, dtype=np.int64)
-    end_ns = np.asarray(end_ns, dtype=np.int64)
-    n_lines = len(start_ns)
-    if n_lines == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return Weights(z, z, z, z)
+@dataclass(frozen=True)
+class _Bounds:
+    """Per-line service bounds in the line's unit and its months."""
+
+    lo: np.ndarray  # start, in days (day, month methods) or milliseconds
+    hi: np.ndarray  # end (excluded), same unit
+    first_m: np.ndarray  # first month index
+    counts: np.ndarray  # months per line
+    totals: np.ndarray  # total weight per line
+    unit: np.ndarray | None  # days -> line unit factor (milliseconds per day), if any ms line
+    is_month: np.ndarray | None  # lines of the month method, if any
+    m0: int  # first month of the table
+    table: np.ndarray  # day index of month starts m0 .. last + 1
+
+
+def _bounds(start_ns: np.ndarray, end_ns: np.ndarray, codes: np.ndarray) -> _Bounds:
     sd = start_ns // NS_PER_DAY
     ed = np.maximum(end_ns // NS_PER_DAY, sd + 1)
     to_month = _DayToMonth(int(sd.min()), int(ed.max()))
     first_m = to_month(sd)
-    is_ms = codes == MILLISECOND
-    is_month = codes == MONTH
-    any_ms, any_month = bool(is_ms.any()), bool(is_month.any())
-    # bounds in the line's unit (days, or milliseconds for the millisecond method)
-    lo, hi = sd, ed
     last_m = to_month(ed - 1)
-    if any_ms:
+    lo, hi, unit, is_month = sd, ed, None, None
+    is_ms = codes == MILLISECOND
+    if is_ms.any():
         s_ms = start_ns // NS_PER_MS
         e_ms = np.maximum(end_ns // NS_PER_MS, s_ms + 1)
         lo = np.where(is_ms, s_ms, sd)
         hi = np.where(is_ms, e_ms, ed)
         last_m = np.where(is_ms, to_month((e_ms - 1) // MS_PER_DAY), last_m)
-    if any_month:
-        n_month = month_counts(start_ns[is_month], end_ns[is_month])
-        last_m = last_m.copy()
-        last_m[is_month] = first_m[is_month] + n_month - 1
+        unit = np.where(is_ms, MS_PER_DAY, 1).astype(np.int64)
     counts = last_m - first_m + 1
-    starts = group_starts(counts)
-    total_rows = int(counts.sum())
-
-    months = np.arange(total_rows, dtype=np.int64) + np.repeat(first_m - starts, counts)
+    totals = hi - lo
+    if (codes == MONTH).any():
+        is_month = codes == MONTH
+        counts = np.where(is_month, month_counts(start_ns, end_ns), counts)
+        totals = np.where(is_month, counts, totals)
+        last_m = first_m + counts - 1
     m0 = int(first_m.min())
-    table = month_table(m0, int(last_m.max()))  # day index of month starts
-    month_len = np.diff(table)
-    weights = month_len[months - m0]
-    unit = None
-    if any_ms:
-        unit = np.where(is_ms, MS_PER_DAY, 1)
-        weights *= np.repeat(unit, counts)
+    table = month_table(m0, int(last_m.max()))
+    return _Bounds(lo, hi, first_m, counts, totals, unit, is_month, m0, table)
+
+
+def ratable_weights(start_ns: np.ndarray, end_ns: np.ndarray, codes: np.ndarray) -> Weights:
+    """Weights per (line, month) of ratable lines; ``end_ns > start_ns`` for every line."""
+    start_ns = np.asarray(start_ns, dtype=np.int64)
+    end_ns = np.asarray(end_ns, dtype=np.int64)
+    if len(start_ns) == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return Weights(z, z, z, z)
+    b = _bounds(start_ns, end_ns, np.asarray(codes))
+    counts = b.counts
+    starts = group_starts(counts)
+    months = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(b.first_m - starts, counts)
+    month_len = np.diff(b.table)
+    weights = month_len[months - b.m0]
+    if b.unit is not None:
+        weights *= np.repeat(b.unit, counts)
     # the first and last month of each line are partial: clip them to the line's bounds
     for rows in (starts, starts + counts - 1):
-        k = months[rows] - m0
-        b0, b1 = table[k], table[k + 1]
-        if unit is not None:
-            b0, b1 = b0 * unit, b1 * unit
-        weights[rows] = np.minimum(hi, b1) - np.maximum(lo, b0)
-    totals = hi - lo
-    if any_month:
-        weights[np.repeat(is_month, counts)] = 1
-        totals = np.where(is_month, counts, totals)
-    return Weights(counts, months, weights, totals)
+        k = months[rows] - b.m0
+        b0, b1 = b.table[k], b.table[k + 1]
+        if b.unit is not None:
+            b0, b1 = b0 * b.unit, b1 * b.unit
+        weights[rows] = np.minimum(b.hi, b1) - np.maximum(b.lo, b0)
+    if b.is_month is not None:
+        weights[np.repeat(b.is_month, counts)] = 1
+    return Weights(counts, months, weights, b.totals)
+
+
+def expand_amounts(
+    amounts: np.ndarray, start_ns: np.ndarray, end_ns: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fused kernel: (months per line, month index per row, recognized per row).
+
+    Same result as ``largest_remainder(amounts, *ratable_weights(...))`` but computed per
+    bucket of lines with the same number of months, as 2-D arrays: shares in exact float64
+    (every product below 2**53), the extra units given to the rows whose (remainder, earlier
+    month) key reaches the line's threshold, found with one row-wise sort.
+    """
+    amounts = np.asarray(amounts, dtype=np.int64)
+    start_ns = np.asarray(start_ns, dtype=np.int64)
+    end_ns = np.asarray(end_ns, dtype=np.int64)
+    n = len(amounts)
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    b = _bounds(start_ns, end_ns, np.asarray(codes))
+    counts = b.counts
+    starts = group_starts(counts)
+    out_m = np.empty(int(counts.sum()), dtype=np.int64)
+    out_r = np.empty_like(out_m)
+    a = np.abs(amounts)
+    kmax = int(counts.max())
+    pos_bits = 1 << max(int(kmax).bit_length(), 1)  # > any position, a power of two
+    tot = np.maximum(b.totals, 1)
+    fast = (a <= FLOAT_EXACT // tot) & (tot <= FLOAT_EXACT // pos_bits)
+    slow = np.flatnonzero(~fast)
+    if slow.size:
+        _expand_generic(slow, amounts, start_ns, end_ns, codes, starts, counts, out_m, out_r)
+
+    month_len = np.diff(b.table).astype(np.float64)
+    small = counts.astype(np.int16) if kmax < 2**15 else counts
+    order = np.argsort(small, kind="stable")
+    if slow.size:
+        order = order[fast[order]]
+    sizes = np.bincount(counts[order], minlength=kmax + 1)
+    edge = 0
+    for k in np.flatnonzero(sizes):
+        g = order[edge : edge + sizes[k]]
+        edge += sizes[k]
+        # chunks of about _CHUNK cells keep the temporaries in the CPU cache
+        step = max(1, _CHUNK // int(k))
+        for c in range(0, len(g), step):
+            _expand_bucket(
+                int(k), g[c : c + step], amounts, a, b, month_len, starts, pos_bits, out_m, out_r
+            )
+    return counts, out_m, out_r
+
+
+def _expand_bucket(k, g, amounts, a, b, month_len, starts, pos_bits, out_m, out_r) -> None:
+    """Lines ``g`` that all span ``k`` months, as (k, len(g)) arrays (month-major, so the
+    inner loops run along the lines)."""
+    ar = np.arange(k, dtype=np.int64)[:, None]
+    rows = starts[g] + ar
+    fm = b.first_m[g]
+    rel = (fm - b.m0) + ar  # month relative to the table
+    out_m[rows] = rel + b.m0
+    if k == 1:
+        out_r[rows[0]] = amounts[g]
+        return
+    lo, hi = b.lo[g], b.hi[g]
+    first_end = b.table[fm - b.m0 + 1]
+    last_start = b.table[fm - b.m0 + k - 1]
+    w = month_len[rel]
+    if b.unit is not None:
+        u = b.unit[g]
+        w *= u
+        first_end, last_start = first_end * u, last_start * u
+    w[0] = np.minimum(hi, first_end) - lo
+    w[k - 1] = hi - np.maximum(lo, last_start)
+    if b.is_month is not None:
+        w[:, b.is_month[g]] = 1.0
+    total = b.totals[g].astype(np.float64)
+    ag = a[g]
+    share = w
+    share *= ag.astype(np.float64)  # exact: below 2**53
+    q = share / total
+    np.floor(q, out=q)
+    rem = share
+    rem -= q * total  # exact remainders
+    short = ag - q.sum(axis=0).astype(np.int64)
+    if k == 2:
+        gets = short > 0
+        second = rem[1] > rem[0]
+        q[0] += gets & ~second
+        q[1] += gets & second
+    else:
+        # distinct key per cell: larger remainder first, then earlier month
+        key = rem
+        key *= pos_bits
+        key += pos_bits - 1 - ar
+        srt = np.sort(key, axis=0)
+        cut = srt[np.clip(k - short, 0, k - 1), np.arange(len(g))]
+        cut[short <= 0] = np.inf
+        q += key >= cut
+    rec = q.astype(np.int64)
+    neg = amounts[g] < 0
+    if neg.any():
+        rec[:, neg] *= -1
+    out_r[rows] = rec
+
+
+def _expand_generic(lines, amounts, start_ns, end_ns, codes, starts, counts, out_m, out_r):
+    """Lines whose products could leave float64's exact range: integer arithmetic."""
+    w = ratable_weights(start_ns[lines], end_ns[lines], np.asarray(codes)[lines])
+    rec = largest_remainder(amounts[lines], w.counts, w.weights, w.totals)
+    rows = np.repeat(starts[lines], w.counts) + (
+        np.arange(len(rec), dtype=np.int64) - np.repeat(group_starts(w.counts), w.counts)
+    )
+    out_m[rows] = w.months
+    out_r[rows] = rec
 
 
 class _DayToMonth:
@@ -183,13 +312,12 @@ def expand_lines(lines: pd.DataFrame, method: str | pd.Series = "day") -> pd.Dat
         keys = lines["line_key"].to_numpy()[bad][:5].tolist()
         raise ValueError(f"service period missing, empty or reversed for lines {keys}")
     codes = method_codes(method, n, lines.index)
-    w = ratable_weights(start_ns, end_ns, codes)
-    recognized = largest_remainder(amount, w.counts, w.weights, w.totals)
+    counts, months, recognized = expand_amounts(amount, start_ns, end_ns, codes)
     keys = lines["line_key"].to_numpy()
     return pd.DataFrame(
         {
-            "line_key": np.repeat(keys, w.counts),
-            "period": months_to_timestamps(w.months).array,
+            "line_key": np.repeat(keys, counts),
+            "period": months_to_timestamps(months).array,
             "recognized": recognized,
         },
         copy=False,
