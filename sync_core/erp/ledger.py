@@ -1,0 +1,210 @@
+"""The SQL ledger: the default ERP target, on SQLite or PostgreSQL.
+
+Journals and their lines live in ``ledger_journals`` / ``ledger_journal_lines`` with a unique
+external id. A batch is posted in one transaction: journals are inserted with
+``ON CONFLICT (external_id) DO NOTHING`` and only the lines of journals inserted by this batch
+follow, so a retried, replayed or crashed-and-rerun batch can never duplicate a posting and
+never leaves a journal without its lines. On PostgreSQL the batch goes through the bulk path:
+COPY into temporary staging tables, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+ledger_metadata = sa.MetaData()
+
+journals = sa.Table(
+    "ledger_journals",
+    ledger_metadata,
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("entity_id", sa.Text, nullable=False),
+    sa.Column("erp_subsidiary_id", sa.Text, nullable=True),
+    sa.Column("period", sa.Date, nullable=False),  # the period the journal was posted in
+    sa.Column("source_period", sa.Date, nullable=False),  # the period its events belong to
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("document_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("total_debit", sa.BigInteger, nullable=False),
+    sa.Column("line_count", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("reverses", sa.Text, nullable=True),  # external id of the reversed journal
+    sa.Column("correction", sa.Boolean, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_ledger_journals_document", journals.c.entity_id, journals.c.document_id)
+
+journal_lines = sa.Table(
+    "ledger_journal_lines",
+    ledger_metadata,
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("erp_account", sa.Text, nullable=False),
+    sa.Column("erp_customer_id", sa.Text, nullable=True),
+    sa.Column("debit", sa.BigInteger, nullable=False),
+    sa.Column("credit", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("debit_functional", sa.BigInteger, nullable=False),
+    sa.Column("credit_functional", sa.BigInteger, nullable=False),
+    sa.Column("functional_currency", sa.Text, nullable=False),
+    sa.Column("correlation_id", sa.Text, nullable=False),
+)
+
+JOURNAL_COLS = [c.name for c in journals.columns]
+LINE_COLS = [c.name for c in journal_lines.columns]
+
+
+@dataclass(frozen=True)
+class LedgerPostResult:
+    inserted: list[str]  # external ids posted by this batch
+    already_posted: list[str]  # external ids that were in the ledger before
+
+
+class SqlLedger:
+    """Append-only, idempotent journal store (see module docstring)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        ledger_metadata.create_all(engine, checkfirst=True)
+
+    # -- reads ---------------------------------------------------------------------------
+    def journals(self, entity_id: str | None = None) -> pd.DataFrame:
+        q = sa.select(journals)
+        if entity_id is not None:
+            q = q.where(journals.c.entity_id == entity_id)
+        with self.engine.connect() as conn:
+            res = conn.execute(q.order_by(journals.c.external_id))
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+    def lines(self, external_ids: list[str] | None = None) -> pd.DataFrame:
+        q = sa.select(journal_lines)
+        if external_ids is not None:
+            q = q.where(journal_lines.c.external_id.in_(external_ids))
+        with self.engine.connect() as conn:
+            res = conn.execute(q.order_by(journal_lines.c.external_id, journal_lines.c.line_no))
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+    def posted_ids(self, external_ids: list[str]) -> set[str]:
+        if not external_ids:
+            return set()
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(external_ids), 5000):
+                chunk = external_ids[i : i + 5000]
+                out.update(
+                    conn.execute(
+                        sa.select(journals.c.external_id).where(journals.c.external_id.in_(chunk))
+                    ).scalars()
+                )
+        return out
+
+    # -- writes --------------------------------------------------------------------------
+    def post(self, headers: pd.DataFrame, lines: pd.DataFrame, conn=None) -> LedgerPostResult:
+        """Post a batch of journals (headers with JOURNAL_COLS, lines with LINE_COLS)."""
+        if headers.empty:
+            return LedgerPostResult([], [])
+        headers = headers.assign(posted_at=headers.get("posted_at", datetime.now(UTC)))
+        if conn is None:
+            with self.engine.begin() as own:
+                return self._post(own, headers, lines)
+        return self._post(conn, headers, lines)
+
+    def _post(self, conn, headers: pd.DataFrame, lines: pd.DataFrame) -> LedgerPostResult:
+        if conn.dialect.name == "postgresql":
+            inserted = _post_postgres(conn, headers, lines)
+        else:
+            inserted = _post_generic(conn, headers, lines)
+        ids = list(headers["external_id"])
+        new = set(inserted)
+        return LedgerPostResult(
+            inserted=[i for i in ids if i in new], already_posted=[i for i in ids if i not in new]
+        )
+
+
+def _py(df: pd.DataFrame, cols: list[str]) -> list[dict]:
+    out = df[cols].astype(object).where(df[cols].notna(), None)
+    recs = out.to_dict("records")
+    for r in recs:
+        for k in ("period", "source_period"):
+            if k in r and r[k] is not None:
+                r[k] = pd.Timestamp(r[k]).date()
+        if "posted_at" in r and r["posted_at"] is not None:
+            r["posted_at"] = pd.Timestamp(r["posted_at"]).to_pydatetime()
+    return recs
+
+
+def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]:
+    ins = sqlite.insert(journals) if conn.dialect.name == "sqlite" else postgresql.insert(journals)
+    inserted: list[str] = []
+    for rec in _py(headers, JOURNAL_COLS):
+        res = conn.execute(ins.values(**rec).on_conflict_do_nothing(index_elements=["external_id"]))
+        if res.rowcount == 1:
+            inserted.append(rec["external_id"])
+    if inserted:
+        new = set(inserted)
+        mine = lines[lines["external_id"].isin(new)]
+        if len(mine):
+            conn.execute(sa.insert(journal_lines), _py(mine, LINE_COLS))
+    return inserted
+
+
+def _copy(conn, table: str, df: pd.DataFrame, cols: list[str]) -> None:
+    buf = io.StringIO()
+    df[cols].to_csv(buf, index=False, header=False, na_rep="\\N")
+    buf.seek(0)
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(
+            f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf
+        )
+
+
+def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]:
+    """COPY to staging, then INSERT ... SELECT ... ON CONFLICT DO NOTHING (one transaction)."""
+    conn.execute(
+        sa.text(
+            "CREATE TEMP TABLE IF NOT EXISTS stage_journals "
+            "(LIKE ledger_journals INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "CREATE TEMP TABLE IF NOT EXISTS stage_journal_lines "
+            "(LIKE ledger_journal_lines INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+    )
+    h = headers.copy()
+    for k in ("period", "source_period"):
+        h[k] = pd.to_datetime(h[k]).dt.strftime("%Y-%m-%d")
+    h["posted_at"] = pd.to_datetime(h["posted_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    h["correction"] = h["correction"].map({True: "t", False: "f"})
+    _copy(conn, "stage_journals", h, JOURNAL_COLS)
+    inserted = list(
+        conn.execute(
+            sa.text(
+                f"INSERT INTO ledger_journals ({', '.join(JOURNAL_COLS)}) "
+                f"SELECT {', '.join(JOURNAL_COLS)} FROM stage_journals "
+                "ON CONFLICT (external_id) DO NOTHING RETURNING external_id"
+            )
+        ).scalars()
+    )
+    mine = lines[lines["external_id"].isin(set(inserted))] if inserted else lines.iloc[:0]
+    if len(mine):
+        _copy(conn, "stage_journal_lines", mine, LINE_COLS)
+        conn.execute(
+            sa.text(
+                f"INSERT INTO ledger_journal_lines ({', '.join(LINE_COLS)}) "
+                f"SELECT {', '.join(LINE_COLS)} FROM stage_journal_lines "
+                "ON CONFLICT (external_id, line_no) DO NOTHING"
+            )
+        )
+    return inserted
