@@ -470,10 +470,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         state = self.server.state
         t0 = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
             self.close_connection = True
-            return self._send(_error(413, [("INVALID_CONTENT", "Request body too large.")]))
+            return self._send(
+                _error(413, [("INVALID_CONTENT", "Bad or too large Content-Length.")])
+            )
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         self._fault = None

@@ -419,12 +419,12 @@ class _Run:
         try:
             if iid is None:
                 raise _Bad("id")
+            if inv.get("deleted"):
+                self.note("invoices", iid, "skipped", "deleted invoice (drafts only)")
+                return
             status = _req(inv, "status")
             if status == "draft":
                 self.note("invoices", iid, "skipped", "draft invoice: not finalized")
-                return
-            if inv.get("deleted"):
-                self.note("invoices", iid, "skipped", "deleted invoice")
                 return
             entity = self.entity(inv)
             currency = _ccy(inv.get("currency"))
