@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from sync_core.stripe.normalize import normalize_all, objects_from_events
 
 KEY = "sk_test_sandbox_secret_123"
 T0 = 1_750_000_000
+ADDED = {"in_big", "cn_big", "sub_big", "cus_hooked"}  # objects tests add at run time
 ID_COLUMNS = {
     "customers": "customer_id",
     "usage_events": "event_id",
@@ -265,14 +267,15 @@ def test_normalizer_round_trips_the_demo_files(demo):
     pulled = {
         "customers": list(c.customers()),
         "subscriptions": list(c.subscriptions()),
-        "invoices": [i for i in c.invoices() if i["id"] != "in_big"],
+        "invoices": list(c.invoices()),
         "credit_notes": list(c.credit_notes()),
         "invoice_payments": list(c.invoice_payments()),
         "charges": list(c.charges()),
         "refunds": list(c.refunds()),
         "meter_events": list(c.billing_meter_events()),
     }
-    pulled["customers"] = [o for o in pulled["customers"] if o["id"] != "cus_hooked"]
+    # leave out what other tests added at run time
+    pulled = {k: [o for o in v if o["id"] not in ADDED] for k, v in pulled.items()}
     result = normalize_all(**pulled)
     assert result.quarantine.empty, result.quarantine.head()
     for name, key in ID_COLUMNS.items():
@@ -288,5 +291,78 @@ def test_normalizer_round_trips_the_demo_files(demo):
     assert metered.to_dict() == contracts.groupby("contract_id")["metered"].first().to_dict()
     # the events feed carries every invoice too
     from_events = objects_from_events(c.events(types=["invoice.finalized", "invoice.paid"]))
-    ids = {o["id"] for o in from_events["invoice"]} - {"in_big"}
+    ids = {o["id"] for o in from_events["invoice"]} - ADDED
     assert ids == set(read_object(demo.data_dir, "invoices")["invoice_id"])
+
+
+def test_credit_note_lines_and_subscription_items_beyond_ten_are_fetched(demo):
+    cn_lines = [
+        {
+            "id": f"cnli_big_{i:03d}",
+            "object": "credit_note_line_item",
+            "amount": 10,
+            "type": "custom_line_item",
+            "taxes": [],
+        }
+        for i in range(13)
+    ]
+    cn = {
+        "id": "cn_big",
+        "object": "credit_note",
+        "created": T0,
+        "currency": "usd",
+        "customer": "cus_big",
+        "invoice": "in_big",
+        "type": "pre_payment",
+        "status": "issued",
+        "total": 130,
+        "total_taxes": [],
+        "refunds": [],
+        "metadata": {"legal_entity": "US01"},
+        "lines": {"object": "list", "data": cn_lines},
+    }
+    demo.add_event("credit_note.created", cn, created=T0)
+    price = {
+        "id": "price_seat",
+        "object": "price",
+        "product": "prod_seat",
+        "currency": "usd",
+        "unit_amount": 500,
+        "billing_scheme": "per_unit",
+        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+    }
+    items = [
+        {"id": f"si_big_{i:02d}", "object": "subscription_item", "created": T0, "price": price,
+         "quantity": 1}
+        for i in range(12)
+    ]  # fmt: skip
+    sub = {
+        "id": "sub_big",
+        "object": "subscription",
+        "created": T0,
+        "customer": "cus_big",
+        "status": "active",
+        "currency": "usd",
+        "metadata": {"legal_entity": "US01"},
+        "items": {"object": "list", "data": items},
+    }
+    demo.add_event("customer.subscription.created", sub, created=T0)
+    c = client(demo, page_size=5)
+    (full_cn,) = [x for x in c.credit_notes(created_gte=T0) if x["id"] == "cn_big"]
+    assert [ln["id"] for ln in full_cn["lines"]["data"]] == [ln["id"] for ln in cn_lines]
+    (full_sub,) = [x for x in c.subscriptions(created_gte=T0) if x["id"] == "sub_big"]
+    assert [i["id"] for i in full_sub["items"]["data"]] == [i["id"] for i in items]
+    result = normalize_all(credit_notes=[full_cn], subscriptions=[full_sub])
+    assert len(result.credit_note_lines) == 13 and len(result.subscription_contracts) == 12
+    assert result.credit_note_lines["invoice_line_key"].isna().all()  # custom lines: pro rata
+
+
+def test_slow_pages_are_slow(ties):
+    ties.faults(slow_page_ms=60)
+    try:
+        c = client(ties, page_size=100)
+        t = time.perf_counter()
+        next(c.iter_pages("/v1/customers"))
+        assert time.perf_counter() - t >= 0.06
+    finally:
+        ties.faults(slow_page_ms=0)

@@ -276,8 +276,6 @@ def _frame(sources: pd.DataFrame, out: dict[str, np.ndarray]) -> pd.DataFrame:
         if c in out:
             cols[c] = out[c]
     has = original >= 0
-    orig = months_to_timestamps(np.where(has, original, month)).array
-    cols["original_period"] = orig.where(has, pd.NaT) if hasattr(orig, "where") else orig
-    df = pd.DataFrame(cols)
-    df.loc[~has, "original_period"] = pd.NaT
-    return df[SCHEDULE_COLUMNS]
+    orig = pd.Series(months_to_timestamps(np.where(has, original, month)).array)
+    cols["original_period"] = orig.where(has).array
+    return pd.DataFrame(cols)[SCHEDULE_COLUMNS]

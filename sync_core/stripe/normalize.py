@@ -324,13 +324,15 @@ class _Run:
             entity = self.entity(c)
             erp = _dig(c, "metadata.erp_customer_id") or _dig(c, "metadata.netsuite_id")
             country = _dig(c, "address.country") or _dig(c, "shipping.address.country")
+            if not country:
+                raise _Bad("address.country")
             self.rows["customers"].append(
                 {
                     "entity_id": entity,
                     "customer_id": cid,
                     "name": _req(c, "name"),
                     "email": c.get("email") or None,
-                    "country": str(_req({"country": country}, "country")).upper(),
+                    "country": str(country).upper(),
                     "currency": _ccy(c.get("currency")),
                     "erp_customer_id": str(erp) if erp not in (None, "") else None,
                     "created_at": _epoch(c.get("created"), "created"),

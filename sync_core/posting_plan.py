@@ -1,0 +1,240 @@
+"""Exactly-once posting plan: what to post, reverse, hold or keep waiting (pure functions).
+
+Given a period's proposed journals (``sync_core.posting.build_journals``) and what the ERP
+already holds, the plan is:
+
+- a journal never posted gets version 1;
+- a journal posted with the same content is left alone (a retry or replay posts nothing);
+- a journal posted with other content (a changed or voided document, a late revenue change)
+  gets a reversing journal of the posted version and then the new version: never an edit or a
+  delete of a posted journal;
+- a journal dated in a closed or locked ERP period either moves to the first open period as a
+  marked correction or is held, by the entity's policy;
+- a payment (or refund) waits until its invoice's journal is posted;
+- journals that broke a posting rule are held whole, with reason and owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+POLICIES = ("next_open", "hold")
+WAITS_FOR_INVOICE = {"payment", "refund"}
+_HASH_COLS = ["account", "erp_account", "erp_customer_id", "debit", "credit", "currency",
+              "debit_functional", "credit_functional"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PostingPlan:
+    headers: pd.DataFrame  # one row per journal to post (ledger header columns)
+    lines: pd.DataFrame  # their lines
+    held: pd.DataFrame  # exception rows: entity_id, period, journal_key, reason_code, ...
+    unchanged: list[str]  # journal keys already posted with the same content
+
+
+def content_hash(lines: pd.DataFrame) -> pd.Series:
+    """A stable hash per journal key of its lines' accounting content."""
+    cols = [c for c in _HASH_COLS if c in lines]
+    ordered = lines.sort_values(["journal_key", "account", "currency", "debit", "credit"])
+    text = ordered[cols].astype(str).agg("|".join, axis=1)
+    return text.groupby(ordered["journal_key"]).agg(
+        lambda s: hashlib.sha256("\n".join(s).encode()).hexdigest()[:32]
+    )
+
+
+def first_open_period(period: pd.Timestamp, closed: set[pd.Timestamp]) -> pd.Timestamp:
+    p = period
+    while p in closed:
+        p = p + pd.offsets.MonthBegin(1)
+    return p
+
+
+def plan_postings(
+    proposed: pd.DataFrame,
+    posted: pd.DataFrame,
+    closed_periods: set[pd.Timestamp],
+    policy: str = "next_open",
+    run_id: str | None = None,
+) -> PostingPlan:
+    """Plan one entity's postings. ``proposed``: journal lines with ``journal_key``;
+    ``posted``: the ledger's journal headers of the entity (may be empty)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown period policy {policy!r}; expected one of {POLICIES}")
+    empty_held = pd.DataFrame(
+        columns=[
+            "entity_id",
+            "period",
+            "journal_key",
+            "document_id",
+            "event",
+            "reason_code",
+            "message",
+            "owner",
+        ]
+    )
+    if proposed.empty:
+        return PostingPlan(proposed.iloc[:0], proposed.iloc[:0], empty_held, [])
+    hashes = content_hash(proposed)
+    first = proposed.drop_duplicates("journal_key").set_index("journal_key")
+    latest = _latest_versions(posted)
+    held_rows, headers, line_parts, unchanged = [], [], [], []
+    posted_invoices = (
+        set(posted.loc[posted["event"] == "invoice_finalized", "document_id"])
+        if len(posted)
+        else set()
+    )
+    posting_now_invoices = set(first.loc[first["event"] == "invoice_finalized", "document_id"])
+
+    for key, head in first.iterrows():
+        h = hashes[key]
+        prev = latest.get(key)
+        if prev is not None and prev["content_hash"] == h:
+            unchanged.append(key)
+            continue
+        period = head["period"]
+        if head["event"] in WAITS_FOR_INVOICE:
+            invoice = head.get("invoice_id")
+            if (
+                isinstance(invoice, str)
+                and invoice not in posted_invoices
+                and invoice not in posting_now_invoices
+            ):
+                held_rows.append(
+                    _held(
+                        head,
+                        key,
+                        "waiting_for_invoice",
+                        "integration",
+                        f"invoice {invoice} has no posted journal yet",
+                    )
+                )
+                continue
+        correction = False
+        if period in closed_periods:
+            if policy == "hold":
+                held_rows.append(
+                    _held(
+                        head,
+                        key,
+                        "period_closed",
+                        "finance",
+                        f"ERP period {period:%Y-%m} is closed",
+                    )
+                )
+                continue
+            period, correction = first_open_period(period, closed_periods), True
+        lines = proposed[proposed["journal_key"] == key]
+        version = 1 if prev is None else int(prev["version"]) + 1
+        if prev is not None:  # reverse what the ERP holds before posting the new version
+            rev_key = f"{prev['external_id']}-REV"
+            headers.append(
+                _header(
+                    head,
+                    rev_key,
+                    version=int(prev["version"]),
+                    period=period,
+                    source_period=head["period"],
+                    reverses=prev["external_id"],
+                    correction=correction,
+                    h="reversal",
+                    run_id=run_id,
+                    total=int(prev["total_debit"]),
+                    n=int(prev["line_count"]),
+                )
+            )
+            line_parts.append(("reverse", prev["external_id"], rev_key))
+        eid = f"{key}-v{version}"
+        headers.append(
+            _header(
+                head,
+                eid,
+                version=version,
+                period=period,
+                source_period=head["period"],
+                reverses=None,
+                correction=correction,
+                h=h,
+                run_id=run_id,
+                total=int(lines["debit"].sum()),
+                n=len(lines),
+            )
+        )
+        line_parts.append(("new", lines, eid))
+    held = pd.DataFrame(held_rows) if held_rows else empty_held
+    return PostingPlan(
+        headers=pd.DataFrame(headers),
+        lines=_assemble_lines(line_parts),
+        held=held,
+        unchanged=unchanged,
+    )
+
+
+def _latest_versions(posted: pd.DataFrame) -> dict[str, dict]:
+    """journal key -> the newest non-reversal version in the ledger."""
+    if posted is None or posted.empty:
+        return {}
+    live = posted[posted["reverses"].isna()].copy()
+    live["journal_key"] = live["external_id"].str.replace(r"-v\d+$", "", regex=True)
+    newest = live.sort_values("version").drop_duplicates("journal_key", keep="last")
+    return {r["journal_key"]: r for r in newest.to_dict("records")}
+
+
+def _held(head, key, code, owner, message) -> dict:
+    return {
+        "entity_id": head["entity_id"],
+        "period": head["period"],
+        "journal_key": key,
+        "document_id": head["document_id"],
+        "event": head["event"],
+        "reason_code": code,
+        "message": message,
+        "owner": owner,
+    }
+
+
+def _header(
+    head, eid, *, version, period, source_period, reverses, correction, h, run_id, total, n
+) -> dict:
+    return {
+        "external_id": eid,
+        "entity_id": head["entity_id"],
+        "erp_subsidiary_id": head.get("erp_subsidiary_id"),
+        "period": period,
+        "source_period": source_period,
+        "event": head["event"],
+        "document_id": head["document_id"],
+        "version": version,
+        "currency": head["currency"],
+        "total_debit": total,
+        "line_count": n,
+        "content_hash": h,
+        "reverses": reverses,
+        "correction": correction,
+        "run_id": run_id,
+    }
+
+
+def _assemble_lines(parts) -> pd.DataFrame:
+    """Lines of new journals, and placeholders for reversals that the caller fills from the
+    ledger (``reversal_lines``)."""
+    frames = []
+    for kind, src, eid in parts:
+        if kind == "new":
+            frames.append(src.assign(external_id=eid))
+        else:
+            frames.append(pd.DataFrame({"external_id": [eid], "reverses": [src]}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def reversal_lines(original_lines: pd.DataFrame, reversal_id: str) -> pd.DataFrame:
+    """The lines of a reversing journal: debits and credits swapped, same accounts."""
+    r = original_lines.copy()
+    r["external_id"] = reversal_id
+    r[["debit", "credit"]] = original_lines[["credit", "debit"]].to_numpy()
+    r[["debit_functional", "credit_functional"]] = original_lines[
+        ["credit_functional", "debit_functional"]
+    ].to_numpy()
+    return r
