@@ -62,7 +62,11 @@ def make_lines(n: int, seed: int = 20260615) -> pd.DataFrame:
     price = np.where(
         kind == 0,
         rng.integers(5, 50_000, size=n) * 100 - 1,  # 4.99 .. 49,999.99
-        np.where(kind == 1, rng.integers(100, 500_000, size=n) * 100, rng.integers(-99_999, 99_999, size=n)),
+        np.where(
+            kind == 1,
+            rng.integers(100, 500_000, size=n) * 100,
+            rng.integers(-99_999, 99_999, size=n),
+        ),
     )
     return pd.DataFrame(
         {
@@ -204,7 +208,9 @@ def main(lines: int = 1_000_000, loop_sample: int = 20_000, repeat: int = 3) -> 
     con.close()
     joined = pd.concat({"ours": ours_month, "duckdb": duck_month}, axis=1).fillna(0)
     if not (joined["ours"] == joined["duckdb"]).all():
-        raise AssertionError(f"ours and DuckDB disagree per month:\n{joined[joined.ours != joined.duckdb]}")
+        raise AssertionError(
+            f"ours and DuckDB disagree per month:\n{joined[joined.ours != joined.duckdb]}"
+        )
     if int(ours_month.sum()) != int(data["amount"].sum()):
         raise AssertionError("recognized total differs from the billed total")
 
@@ -257,7 +263,9 @@ def main(lines: int = 1_000_000, loop_sample: int = 20_000, repeat: int = 3) -> 
     ]
     print(f"\n{'benchmark':<20} {'ours s':>9} {'peer s':>9} {'ratio':>8} {'target':>7}")
     for r in rows:
-        print(f"{r['name']:<20} {r['ours']:>9.3f} {r['peer']:>9.3f} {r['ratio']:>8.2f} {r['target']:>7}")
+        print(
+            f"{r['name']:<20} {r['ours']:>9.3f} {r['peer']:>9.3f} {r['ratio']:>8.2f} {r['target']:>7}"
+        )
     return rows
 
 

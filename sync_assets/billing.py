@@ -5,7 +5,6 @@ Each asset reads its partition from the billing source, validates it against the
 manager, which replaces the partition and its exceptions in one transaction.
 """
 
-
 import warnings
 
 import dagster as dg

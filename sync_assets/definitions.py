@@ -1,6 +1,5 @@
 """The one place that assembles the code location's Definitions."""
 
-
 import os
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import dagster as dg
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
 from schedules import nightly_sync_schedule, period_close_schedule
 from sensors import legal_entity_sensor
-from sync_assets import billing
+from sync_assets import billing, postings, revenue
 from sync_assets.jobs import billing_sync_job, legal_entities_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +41,7 @@ def build_resources() -> dict:
     }
 
 
-ALL_ASSETS = dg.load_assets_from_modules([billing])
+ALL_ASSETS = dg.load_assets_from_modules([billing, revenue, postings])
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -62,6 +62,8 @@ def _materialize(instance, resources, selection, key=None):
             resources=resources,
             raise_on_error=True,
             tags={"sync/trigger": "demo"},
+            # progress is ours to print; the run's events are in the instance (make ui)
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     return result
 

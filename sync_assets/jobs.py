@@ -1,6 +1,5 @@
 """Asset jobs: the partitioned sync chain and the reference-data refresh."""
 
-
 import dagster as dg
 
 from sync_assets.partitions import entity_period_partitions

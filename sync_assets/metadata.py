@@ -1,6 +1,5 @@
 """Materialization metadata shared by the assets: counts, totals per currency, contract."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,6 +1,5 @@
 """Legal entity x accounting period partitions shared by every partitioned asset."""
 
-
 import dagster as dg
 
 FIRST_PERIOD = "2025-01-01"

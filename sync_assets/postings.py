@@ -29,8 +29,11 @@ def document_customers(frames: dict[str, pd.DataFrame]) -> pd.Series:
     """Document id (invoice, credit note, payment) -> customer id."""
     parts = [
         frames[name].set_index(col)["customer_id"]
-        for name, col in (("invoices", "invoice_id"), ("credit_notes", "credit_note_id"),
-                          ("payments", "payment_id"))
+        for name, col in (
+            ("invoices", "invoice_id"),
+            ("credit_notes", "credit_note_id"),
+            ("payments", "payment_id"),
+        )
         if len(frames[name])
     ]
     return pd.concat(parts) if parts else pd.Series(dtype=object)
@@ -64,14 +67,17 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     le = frames["legal_entities"]
     subsidiary = le["erp_subsidiary_id"].iloc[0] if len(le) else None
     journals, held = build_journals(
-        lines, document_customers({**frames, **frames_extra}), frames_extra["customers"],
+        lines,
+        document_customers({**frames, **frames_extra}),
+        frames_extra["customers"],
         subsidiary,
     )
     problems = journal_balance_problems(journals)
     yield dg.Output(
         with_exceptions(journals, held, "posting", ["journal"]),
         metadata=frame_metadata(
-            journals, None,
+            journals,
+            None,
             journals=journals["external_id"].nunique() if len(journals) else 0,
             held_journals=len(held["source_id"].unique()) if len(held) else 0,
             debits_functional=int(journals["debit_functional"].sum()) if len(journals) else 0,
@@ -88,6 +94,8 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         check_name="no_held_journals",
         passed=held.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"held": len(held), "by_rule": dg.MetadataValue.json(
-            {str(k): int(v) for k, v in by_rule.items()})},
+        metadata={
+            "held": len(held),
+            "by_rule": dg.MetadataValue.json({str(k): int(v) for k, v in by_rule.items()}),
+        },
     )

@@ -25,9 +25,11 @@ with warnings.catch_warnings():
     _SCHEDULE_TYPE = pandera_schema_to_dagster_type(RevenueScheduleModel)
 
 # every period of the same entity feeds a period's schedule
-SAME_ENTITY_ALL_PERIODS = dg.MultiPartitionMapping(
-    {"entity": dg.DimensionPartitionMapping("entity", dg.IdentityPartitionMapping())}
-)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    SAME_ENTITY_ALL_PERIODS = dg.MultiPartitionMapping(
+        {"entity": dg.DimensionPartitionMapping("entity", dg.IdentityPartitionMapping())}
+    )
 _UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events"]
 
 
@@ -43,11 +45,11 @@ def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
     partitions_def=entity_period_partitions,
     dagster_type=_SCHEDULE_TYPE,
     io_manager_key="warehouse_io",
-    deps=[
-        dg.AssetDep(name, partition_mapping=SAME_ENTITY_ALL_PERIODS) for name in _UPSTREAM
-    ] + [billing.legal_entities],
-    check_specs=[dg.AssetCheckSpec("rollforward_balances", asset="revenue_schedules",
-                                   blocking=True)],
+    deps=[dg.AssetDep(name, partition_mapping=SAME_ENTITY_ALL_PERIODS) for name in _UPSTREAM]
+    + [billing.legal_entities],
+    check_specs=[
+        dg.AssetCheckSpec("rollforward_balances", asset="revenue_schedules", blocking=True)
+    ],
     kinds={"pandas"},
 )
 def revenue_schedules(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -63,13 +65,23 @@ def revenue_schedules(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     exc = exc[(exc["entity_id"] == entity) & (exc["period"] == period)]
     roll = rollforward(sched)
     roll = roll[(roll["entity_id"] == entity) & (roll["period"] == period)]
-    drift = roll["opening_deferred"] + roll["billings"] - roll["recognized"] - roll["credits"] \
+    drift = (
+        roll["opening_deferred"]
+        + roll["billings"]
+        - roll["recognized"]
+        - roll["credits"]
         - roll["closing_deferred"]
+    )
     yield dg.Output(
-        with_exceptions(rows, exc, "recognition", ["invoice_lines", "credit_notes",
-                                                   "credit_note_lines", "invoices"]),
+        with_exceptions(
+            rows,
+            exc,
+            "recognition",
+            ["invoice_lines", "credit_notes", "credit_note_lines", "invoices"],
+        ),
         metadata=frame_metadata(
-            rows, "recognized",
+            rows,
+            "recognized",
             quarantined=len(exc),
             rollforward=dg.MetadataValue.json(
                 roll.drop(columns=["entity_id", "period"]).astype(str).to_dict("records")
@@ -80,6 +92,8 @@ def revenue_schedules(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         check_name="rollforward_balances",
         passed=bool((drift == 0).all()),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"currencies": len(roll), "max_drift_minor": int(drift.abs().max() or 0)
-                  if len(roll) else 0},
+        metadata={
+            "currencies": len(roll),
+            "max_drift_minor": int(drift.abs().max() or 0) if len(roll) else 0,
+        },
     )

@@ -9,24 +9,45 @@ from sync_core.contracts.models import _CURRENCIES, UTC, UsageDailyModel, _Parti
 
 
 class RevenueScheduleModel(_Partitioned):
-    """One row per (source line, recognition period); ``period`` is the recognition month."""
+    """One row per (source, recognition month); ``period`` is the recognition month.
+
+    Sources are invoice lines, credit notes (on the lines they reduce) and voids. Balances
+    sit on the invoice line's own row, so sums over rows are sums over lines. Every amount
+    is in the transaction currency and, with ``_functional``, in the entity's currency.
+    """
 
     source_type: Series[str] = pa.Field(
         isin=["invoice_line", "credit_note", "invoice_void", "credit_note_void"]
     )
     source_id: Series[str]
+    document_id: Series[str]
     invoice_id: Series[str]
     line_key: Series[str] = pa.Field(nullable=True)
+    reverses: Series[str] = pa.Field(nullable=True)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
     functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    fx_rate: Series[str]
     document_period: Series[UTC]  # type: ignore[valid-type]
     recognized: Series[int]
     recognized_functional: Series[int]
+    contra_revenue: Series[int]
+    contra_revenue_functional: Series[int]
     billed: Series[int]
+    billed_functional: Series[int]
     cumulative_recognized: Series[int]
     cumulative_billed: Series[int]
     deferred_balance: Series[int] = pa.Field(ge=0)
     unbilled_balance: Series[int] = pa.Field(ge=0)
+    deferred_balance_functional: Series[int]
+    unbilled_balance_functional: Series[int]
+    deferred_booked: Series[int]
+    unbilled_booked: Series[int]
+    deferred_booked_functional: Series[int]
+    unbilled_booked_functional: Series[int]
+    deferred_released: Series[int]
+    unbilled_accrued: Series[int]
+    deferred_released_functional: Series[int]
+    unbilled_accrued_functional: Series[int]
     correction: Series[bool]
     original_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
 

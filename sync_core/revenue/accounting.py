@@ -105,9 +105,14 @@ def _terms(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _doc_rows(schedule: pd.DataFrame, source_type: str) -> pd.DataFrame:
-    """Each source's document row: its own month, not a correction."""
-    s = schedule[(schedule["source_type"] == source_type) & ~schedule["correction"]]
-    return s[s["period"] == s["document_period"]]
+    """Each source's document row (its own month, not a correction), with the source's
+    contra-revenue in total (a correction row can carry part of it)."""
+    all_rows = schedule[schedule["source_type"] == source_type]
+    s = all_rows[~all_rows["correction"] & (all_rows["period"] == all_rows["document_period"])]
+    s = s.copy()
+    for c in ("contra_revenue", "contra_revenue_functional"):
+        s[c] = s["source_id"].map(all_rows.groupby("source_id")[c].sum()).to_numpy(np.int64)
+    return s
 
 
 def _invoice_finalized(schedule: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
@@ -117,9 +122,11 @@ def _invoice_finalized(schedule: pd.DataFrame, invoices: pd.DataFrame) -> pd.Dat
     tax_f = convert_half_even(inv["tax"].to_numpy(np.int64), num, den)
     doc_period = rows.groupby("invoice_id")["document_period"].min()
     period = inv["invoice_id"].map(doc_period).fillna(inv["period"])
-    net_f = (rows["deferred_booked_functional"] - rows["unbilled_booked_functional"]).groupby(
-        rows["invoice_id"]
-    ).sum()
+    net_f = (
+        (rows["deferred_booked_functional"] - rows["unbilled_booked_functional"])
+        .groupby(rows["invoice_id"])
+        .sum()
+    )
     ar_f = inv["invoice_id"].map(net_f).fillna(0).to_numpy(np.int64) + tax_f
     head = [
         _lines(inv["entity_id"], period, "invoice_finalized", inv["invoice_id"], AR,
@@ -163,9 +170,11 @@ def _credit_notes(schedule, notes, invoices) -> pd.DataFrame:
             for c in ("tax", "credit_balance_amount", "refund_amount")}  # fmt: skip
     doc_period = rows.groupby("document_id")["document_period"].min()
     period = cn["credit_note_id"].map(doc_period).fillna(cn["period"])
-    debit_f = (-rows["deferred_booked_functional"] - rows["contra_revenue_functional"]).groupby(
-        rows["document_id"]
-    ).sum()
+    debit_f = (
+        (-rows["deferred_booked_functional"] - rows["contra_revenue_functional"])
+        .groupby(rows["document_id"])
+        .sum()
+    )
     total_f = cn["credit_note_id"].map(debit_f).fillna(0).to_numpy(np.int64) + conv["tax"]
     cb = cn["credit_balance_amount"].to_numpy(np.int64)
     refund = cn["refund_amount"].to_numpy(np.int64)

@@ -226,10 +226,21 @@ def _flows(src, month, corr, r, b, contra, doc_m, stype, line_code, inv_code, re
     carrier = np.flatnonzero(is_line[src] & ~corr)
     at = by_line.index.get_indexer(pd.MultiIndex.from_arrays(
         [line_code[src[carrier]], month[carrier]]))  # fmt: skip
-    out = {name: np.zeros(n, dtype=np.int64) for name in
-           ("deferred_balance", "unbilled_balance", "deferred_released", "unbilled_accrued")}
-    for name, values in (("deferred_balance", deferred), ("unbilled_balance", unbilled),
-                         ("deferred_released", released), ("unbilled_accrued", accrued)):
+    out = {
+        name: np.zeros(n, dtype=np.int64)
+        for name in (
+            "deferred_balance",
+            "unbilled_balance",
+            "deferred_released",
+            "unbilled_accrued",
+        )
+    }
+    for name, values in (
+        ("deferred_balance", deferred),
+        ("unbilled_balance", unbilled),
+        ("deferred_released", released),
+        ("unbilled_accrued", accrued),
+    ):
         out[name][carrier] = values[at]
     out["deferred_booked"] = deferred_booked
     out["unbilled_booked"] = unbilled_booked

@@ -52,6 +52,12 @@ def resolve_credits(
         }
     )
     items = items[items["amount"] != 0].reset_index(drop=True)
+    if items.empty:
+        out = explicit.groupby(["credit_note_id", "line_key"], as_index=False, sort=True)[
+            "amount"
+        ].sum()
+        return out[out["amount"] != 0].reset_index(drop=True), pd.Index([])
+    items["credit_note_id"] = items["credit_note_id"].astype(object)
     items["item"] = np.arange(len(items))
     items["invoice_id"] = items["credit_note_id"].map(inv_of)
     targets = items.merge(

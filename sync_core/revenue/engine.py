@@ -202,8 +202,12 @@ def _line_weights(lines: pd.DataFrame, usage: pd.DataFrame) -> Weights:
     is_usage = (lines["line_type"] == "usage").to_numpy() & lines["subscription_item_id"].notna()
     if not is_usage.any() or usage.empty:
         return ratable
-    ul = pd.DataFrame({"line": np.flatnonzero(is_usage),
-                       "item": lines["subscription_item_id"].to_numpy()[is_usage]})
+    ul = pd.DataFrame(
+        {
+            "line": np.flatnonzero(is_usage),
+            "item": lines["subscription_item_id"].to_numpy()[is_usage],
+        }
+    )
     ev = ul.merge(usage, on="item")
     ev = ev[(ev["ts"] >= start[ev["line"]]) & (ev["ts"] < end[ev["line"]]) & (ev["quantity"] > 0)]
     if ev.empty:
@@ -261,12 +265,15 @@ def _source_frame(lines, source_type, source_id, document_id, reverses, document
             "document_id": np.asarray(document_id, dtype=object),
             "invoice_id": lines["invoice_id"].to_numpy(),
             "line_key": lines["line_key"].to_numpy(),
-            "reverses": np.asarray(reverses, dtype=object) if reverses is not None
+            "reverses": np.asarray(reverses, dtype=object)
+            if reverses is not None
             else np.full(n, None, dtype=object),
             "currency": lines["currency"].to_numpy(),
             "functional_currency": lines["inv_functional_currency"].to_numpy(),
             "fx_rate": lines["inv_fx_rate"].to_numpy(),
-            "document_period": pd.to_datetime(pd.Series(document_period).to_numpy(), utc=True),
+            "document_period": pd.to_datetime(
+                pd.Series(document_period).reset_index(drop=True), utc=True
+            ).dt.as_unit("ns"),
             "billed_total": np.asarray(billed, dtype=np.int64),
             "billed_total_functional": np.asarray(billed_f, dtype=np.int64),
         }

@@ -86,6 +86,9 @@ def empty_exceptions() -> pd.DataFrame:
     return out
 
 
+_NONE = empty_exceptions()  # shared "no exception" value: filtered out, never modified
+
+
 def _frame(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
     """A copy with every column the engine reads (missing ones as nulls), fresh index."""
     df = pd.DataFrame() if df is None else df
@@ -99,7 +102,7 @@ def _frame(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
 def _exceptions(df: pd.DataFrame, mask, object_type: str, rule: str, message) -> pd.DataFrame:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
-        return empty_exceptions()
+        return _NONE
     bad = df.loc[mask]
     msg = message(bad) if callable(message) else message
     period = bad["period"] if "period" in bad else pd.Series(pd.NaT, index=bad.index)
@@ -162,9 +165,7 @@ def check_inputs(
 ) -> Checked:
     exc: list[pd.DataFrame] = []
     ent = _frame(legal_entities, "legal_entities").drop_duplicates("entity_id", keep="last")
-    ent_ok = ent["functional_currency"].isin(CURRENCIES) & ent["recognition_method"].isin(
-        METHODS
-    )
+    ent_ok = ent["functional_currency"].isin(CURRENCIES) & ent["recognition_method"].isin(METHODS)
     ent = ent.assign(period=pd.NaT)
     exc.append(
         _exceptions(ent, ~ent_ok, "legal_entities", "entity_configured",
@@ -213,8 +214,11 @@ def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataF
         inv[col] = values
     rule(~inv["currency"].isin(CURRENCIES), "currency_known",
          lambda b: [f"unknown currency {c!r}" for c in b["currency"]])  # fmt: skip
-    rule(~inv["entity_id"].isin(ent.index), "entity_known",
-         lambda b: [f"legal entity {e!r} is unknown or not configured" for e in b["entity_id"]])
+    rule(
+        ~inv["entity_id"].isin(ent.index),
+        "entity_known",
+        lambda b: [f"legal entity {e!r} is unknown or not configured" for e in b["entity_id"]],
+    )
     rule(is_nat(inv["finalized_ns"].to_numpy()) | inv["period"].isna().to_numpy(),
          "finalized_at_present", "invoice has no finalization time")  # fmt: skip
     is_void = (inv["status"] == "void").to_numpy()
@@ -225,8 +229,11 @@ def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataF
     rate = rate.where(~(rate.isna().to_numpy() & same), "1")  # same currency: rate 1
     rate_ok = rate.str.fullmatch(RATE_PATTERN).fillna(False).to_numpy(dtype=bool)
     rate_ok &= pd.to_numeric(rate, errors="coerce").fillna(0).to_numpy() > 0
-    rule(~rate_ok, "fx_rate_valid",
-         lambda b: [f"exchange rate {r!r} is not a positive decimal" for r in b["fx_rate"]])
+    rule(
+        ~rate_ok,
+        "fx_rate_valid",
+        lambda b: [f"exchange rate {r!r} is not a positive decimal" for r in b["fx_rate"]],
+    )
     rule(inv["total"].to_numpy() != inv["subtotal"].to_numpy() + inv["tax"].to_numpy(),
          "total_is_subtotal_plus_tax", "total differs from subtotal + tax")  # fmt: skip
     inv["fx_rate"] = rate.astype(object)
@@ -258,8 +265,11 @@ def _check_lines(lines: pd.DataFrame, inv: pd.DataFrame, exc: list) -> pd.DataFr
     rule(lines["line_key"].isna() | lines["line_key"].duplicated(keep=False), "line_key_unique",
          "line_key missing or not unique")  # fmt: skip
     amount, ok = _integers(lines["amount"])
-    rule(~ok, "amount_integer",
-         lambda b: [f"amount {v!r} is not integer minor units" for v in b["amount"]])
+    rule(
+        ~ok,
+        "amount_integer",
+        lambda b: [f"amount {v!r} is not integer minor units" for v in b["amount"]],
+    )
     lines["amount"] = amount
     s, e = lines["start_ns"].to_numpy(), lines["end_ns"].to_numpy()
     rule(is_nat(s) | is_nat(e), "service_period_present", "service period start or end missing")
@@ -268,10 +278,16 @@ def _check_lines(lines: pd.DataFrame, inv: pd.DataFrame, exc: list) -> pd.DataFr
                     for a, z in zip(b["period_start"], b["period_end"])])  # fmt: skip
     rule(~lines["currency"].isin(CURRENCIES), "currency_known",
          lambda b: [f"unknown currency {c!r}" for c in b["currency"]])  # fmt: skip
-    rule(~lines["invoice_id"].isin(by_inv.index), "header_exists",
-         lambda b: [f"invoice {i!r} is unknown or quarantined" for i in b["invoice_id"]])
-    rule(lines["currency"].to_numpy() != lines["invoice_id"].map(by_inv["currency"]).to_numpy(),
-         "line_currency_matches", "line currency differs from the invoice currency")
+    rule(
+        ~lines["invoice_id"].isin(by_inv.index),
+        "header_exists",
+        lambda b: [f"invoice {i!r} is unknown or quarantined" for i in b["invoice_id"]],
+    )
+    rule(
+        lines["currency"].to_numpy() != lines["invoice_id"].map(by_inv["currency"]).to_numpy(),
+        "line_currency_matches",
+        "line currency differs from the invoice currency",
+    )
     lines["bad"] = bad
     return lines
 
@@ -280,8 +296,15 @@ def _check_invoice_totals(inv: pd.DataFrame, lines: pd.DataFrame, exc: list):
     """Hold invoices with a bad line or whose lines do not add up to the subtotal."""
     bad_inv = set(lines.loc[lines["bad"], "invoice_id"])
     held = inv["invoice_id"].isin(bad_inv).to_numpy()
-    exc.append(_exceptions(inv, held, "invoices", "lines_valid",
-                           "a line of the invoice was quarantined; the invoice is held whole"))
+    exc.append(
+        _exceptions(
+            inv,
+            held,
+            "invoices",
+            "lines_valid",
+            "a line of the invoice was quarantined; the invoice is held whole",
+        )
+    )
     good_lines = lines[~lines["bad"]]
     sums = good_lines.groupby("invoice_id")["amount"].sum()
     line_sum = inv["invoice_id"].map(sums).fillna(0).astype(np.int64).to_numpy()
@@ -317,17 +340,23 @@ def _check_credit_notes(cns, cn_lines, inv, lines, exc):
     for col in ("subtotal", "tax", "total", "refund_amount", "credit_balance_amount",
                 "out_of_band_amount"):  # fmt: skip
         values, ok = _integers(cns[col].fillna(0) if col != "subtotal" else cns[col])
-        rule(~ok | (values < 0), f"{col}_integer",
-             lambda b, c=col: [f"{c} {v!r} is not a non-negative integer" for v in b[c]])
+        rule(
+            ~ok | (values < 0),
+            f"{col}_integer",
+            lambda b, c=col: [f"{c} {v!r} is not a non-negative integer" for v in b[c]],
+        )
         cns[col] = values
-    rule(cns["currency"].to_numpy() != cns["invoice_id"].map(by_inv["currency"]).to_numpy(),
-         "currency_matches", "credit note currency differs from the invoice currency")
+    rule(
+        cns["currency"].to_numpy() != cns["invoice_id"].map(by_inv["currency"]).to_numpy(),
+        "currency_matches",
+        "credit note currency differs from the invoice currency",
+    )
     rule(is_nat(cns["issued_ns"].to_numpy()) | cns["period"].isna().to_numpy(),
          "issued_at_present", "credit note has no issue time")  # fmt: skip
     is_void = (cns["status"] == "void").to_numpy()
     rule(is_void & is_nat(cns["voided_ns"].to_numpy()), "void_has_voided_at",
          "void credit note without voided_at")  # fmt: skip
-    rule(cns["invoice_id"].map(by_inv["is_void"]).fillna(False).to_numpy(dtype=bool) & ~is_void,
+    rule(cns["invoice_id"].map(by_inv["is_void"]).eq(True).to_numpy() & ~is_void,
          "invoice_not_void", "credit note on a voided invoice")  # fmt: skip
     rule(cns["total"].to_numpy() != cns["subtotal"].to_numpy() + cns["tax"].to_numpy(),
          "total_is_subtotal_plus_tax", "total differs from subtotal + tax")  # fmt: skip
@@ -350,8 +379,11 @@ def _check_credit_notes(cns, cn_lines, inv, lines, exc):
     exc.append(_exceptions(cn_lines, wrong_line & ok, "credit_note_lines", "line_exists",
                            lambda b: [f"invoice line {k!r} is not a line of the note's invoice"
                                       for k in b["invoice_line_key"]]))  # fmt: skip
-    rule(cns["credit_note_id"].isin(set(cn_lines.loc[bad_line, "credit_note_id"])),
-         "lines_valid", "a line of the credit note was quarantined; the note is held whole")
+    rule(
+        cns["credit_note_id"].isin(set(cn_lines.loc[bad_line, "credit_note_id"])),
+        "lines_valid",
+        "a line of the credit note was quarantined; the note is held whole",
+    )
     sums = cn_lines.groupby("credit_note_id")["amount"].sum()
     has_lines = cns["credit_note_id"].isin(sums.index).to_numpy()
     line_sum = cns["credit_note_id"].map(sums).fillna(0).to_numpy()
@@ -391,9 +423,15 @@ def _check_payments(pays, inv, cns, ent, exc):
                                      for i in b["invoice_id"]])  # fmt: skip
     rule(pays["credit_note_id"].notna().to_numpy() & ~pays["credit_note_id"].isin(cn_inv.index),
          "credit_note_exists", "credit note unknown or quarantined")  # fmt: skip
+    inv_entity = doc_inv.map(by_inv["entity_id"])
+    rule(inv_entity.notna().to_numpy() & (inv_entity.to_numpy() != pays["entity_id"].to_numpy()),
+         "entity_matches", "payment and invoice belong to different legal entities")  # fmt: skip
     inv_cur = doc_inv.map(by_inv["currency"])
-    rule(inv_cur.notna().to_numpy() & (inv_cur.to_numpy() != pays["currency"].to_numpy()),
-         "currency_matches", "payment currency differs from the invoice currency")
+    rule(
+        inv_cur.notna().to_numpy() & (inv_cur.to_numpy() != pays["currency"].to_numpy()),
+        "currency_matches",
+        "payment currency differs from the invoice currency",
+    )
     rule(~pays["currency"].isin(CURRENCIES), "currency_known", "unknown currency")
     rate = pays["fx_rate"].astype("string")
     same = (pays["currency"] == pays["entity_id"].map(ent["functional_currency"])).to_numpy()

@@ -3,8 +3,13 @@
 The kernel works per (line, month), never per day: a line's weight in a month is the number of
 days (or milliseconds) of its service period that fall in the month, computed from the period
 bounds and a table of month starts. The amount is then split across the months by largest
-remainder (:func:`sync_core.revenue.allocation.largest_remainder`), so every line sums back
-exactly to its amount.
+remainder (floor shares, then one more unit to the largest remainders, ties to the earlier
+month, a negative amount as the mirror of its absolute value: the rule of
+:func:`sync_core.money.allocate`), so every line sums back exactly to its amount.
+
+Two forms give the same result: :func:`ratable_weights` + :func:`largest_remainder` (plain
+integer arithmetic, used by the engine, which needs the weights to spread credits), and the
+fused :func:`expand_amounts` behind :func:`expand_lines` (about 0.15 s per million lines).
 
 Methods (Stripe revenue settings):
 
@@ -37,8 +42,8 @@ from sync_core.revenue.periods import (
 )
 
 METHODS = ("day", "millisecond", "month")
-_LINES_PER_BLOCK = 1 << 16
-_UTC = pd.DatetimeTZDtype(tz="UTC")  # lines per block of the fused kernel
+_LINES_PER_BLOCK = 1 << 16  # lines per block of the fused kernel
+_UTC = pd.DatetimeTZDtype(tz="UTC")
 DAY, MILLISECOND, MONTH = 0, 1, 2
 
 

@@ -1,0 +1,112 @@
+"""The posting exception queue: one row per journal that could not post, with its history.
+
+A journal held by a posting rule, a closed period, a missing invoice journal or an ERP
+refusal is *opened* (or seen again: ``attempts`` + 1, ``last_seen``); when a later run posts
+it, the row is *resolved* and kept, so the queue is also the history of what went wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+queue_metadata = sa.MetaData()
+
+posting_exceptions = sa.Table(
+    "posting_exceptions",
+    queue_metadata,
+    sa.Column("entity_id", sa.Text, primary_key=True),
+    sa.Column("journal_key", sa.Text, primary_key=True),
+    sa.Column("period", sa.Date, nullable=False),
+    sa.Column("document_id", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),  # rules | ordering | period | erp
+    sa.Column("reason_code", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),  # finance | master_data | integration
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # open | resolved
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_id", sa.Text, nullable=True),
+)
+sa.Index(
+    "ix_posting_exceptions_status", posting_exceptions.c.status, posting_exceptions.c.entity_id
+)
+
+STAGE_OF = {
+    "journal_balanced": "rules", "account_mapped": "rules", "customer_erp_id": "rules",
+    "waiting_for_invoice": "ordering", "period_closed": "period", "period_locked": "period",
+}  # fmt: skip
+
+
+class ExceptionQueue:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        queue_metadata.create_all(engine, checkfirst=True)
+
+    def record(
+        self,
+        conn,
+        entity_id: str,
+        period,
+        held: pd.DataFrame,
+        posted_keys: list[str],
+        run_id: str | None,
+    ) -> None:
+        """Open or refresh ``held`` journals and resolve ``posted_keys``, in ``conn``'s
+        transaction (the same one that posts, when the ledger shares the database)."""
+        now = datetime.now(UTC)
+        t = posting_exceptions
+        if posted_keys:
+            for i in range(0, len(posted_keys), 1000):
+                conn.execute(
+                    sa.update(t)
+                    .where(
+                        t.c.entity_id == entity_id,
+                        t.c.status == "open",
+                        t.c.journal_key.in_(posted_keys[i : i + 1000]),
+                    )
+                    .values(status="resolved", resolved_at=now, last_seen=now, run_id=run_id)
+                )
+        for r in held.to_dict("records"):
+            key = (t.c.entity_id == entity_id) & (t.c.journal_key == r["journal_key"])
+            found = conn.execute(sa.select(t.c.attempts, t.c.status).where(key)).first()
+            values = {
+                "period": pd.Timestamp(r["period"]).date(), "document_id": r["document_id"],
+                "event": r["event"], "stage": r.get("stage") or STAGE_OF.get(r["reason_code"], "erp"),
+                "reason_code": r["reason_code"], "message": r["message"], "owner": r["owner"],
+                "last_seen": now, "status": "open", "resolved_at": None, "run_id": run_id,
+            }  # fmt: skip
+            if found is None:
+                conn.execute(
+                    sa.insert(t).values(
+                        entity_id=entity_id,
+                        journal_key=r["journal_key"],
+                        attempts=1,
+                        first_seen=now,
+                        **values,
+                    )
+                )
+            else:
+                conn.execute(sa.update(t).where(key).values(attempts=found.attempts + 1, **values))
+
+    def open(self, entity_id: str | None = None) -> pd.DataFrame:
+        return self._read(status="open", entity_id=entity_id)
+
+    def all(self) -> pd.DataFrame:
+        return self._read()
+
+    def _read(self, status: str | None = None, entity_id: str | None = None) -> pd.DataFrame:
+        t = posting_exceptions
+        q = sa.select(t).order_by(t.c.entity_id, t.c.period, t.c.journal_key)
+        if status:
+            q = q.where(t.c.status == status)
+        if entity_id:
+            q = q.where(t.c.entity_id == entity_id)
+        with self.engine.connect() as conn:
+            res = conn.execute(q)
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
