@@ -25,7 +25,7 @@ INGEST = [
     "customers", "subscription_contracts", "usage_events", "usage_daily", "invoices",
     "invoice_lines", "credit_notes", "credit_note_lines", "payments",
 ]  # fmt: skip
-DERIVED = ["revenue_schedules", "erp_postings"]
+DERIVED = ["revenue_schedules", "revenue_rollforward", "deferred_revenue_waterfall", "erp_postings"]
 
 
 def _instance() -> dg.DagsterInstance:

@@ -15,10 +15,9 @@ from resources import WarehouseResource
 from resources.warehouse import split_partition_key
 from sync_assets.metadata import frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
-from sync_assets.revenue import SAME_ENTITY_ALL_PERIODS, entity_history, revenue_schedules
+from sync_assets.revenue import SAME_ENTITY_ALL_PERIODS, entity_history, recognize_entity
 from sync_core.contracts.derived import JournalLineModel
 from sync_core.posting import build_journals, journal_balance_problems
-from sync_core.revenue import recognize
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -45,7 +44,7 @@ def document_customers(frames: dict[str, pd.DataFrame]) -> pd.Series:
     dagster_type=_JOURNAL_TYPE,
     io_manager_key="warehouse_io",
     deps=[
-        dg.AssetDep(revenue_schedules, partition_mapping=SAME_ENTITY_ALL_PERIODS),
+        dg.AssetDep("revenue_schedules", partition_mapping=SAME_ENTITY_ALL_PERIODS),
         dg.AssetDep("payments", partition_mapping=SAME_ENTITY_ALL_PERIODS),
         dg.AssetDep("customers", partition_mapping=SAME_ENTITY_ALL_PERIODS),
     ],
@@ -61,7 +60,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     wh = warehouse.get()
     frames = entity_history(wh, entity)
     frames_extra = {name: wh.read(name, entity) for name in ("payments", "customers")}
-    result = recognize(**frames, payments=frames_extra["payments"])
+    result = recognize_entity(wh, entity, payments=frames_extra["payments"])
     lines = result.accounting_lines
     lines = lines[(lines["entity_id"] == entity) & (lines["period"] == period)]
     le = frames["legal_entities"]

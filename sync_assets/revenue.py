@@ -1,9 +1,11 @@
-"""Revenue schedules: the recognition engine over one legal entity, kept per accounting period.
+"""Revenue: the recognition engine over one legal entity, kept per accounting period.
 
-A partition (entity, period) holds the schedule rows recognized in that month for every line,
-credit note and void of the entity, with the cumulative, deferred and unbilled balances at the
-month's end. The engine runs over the entity's whole history in the warehouse, so a document
-billed later (a proration billed in May for April service) lands in the month it was earned.
+A partition (entity, month) holds the schedule rows recognized in that month for every line,
+credit note and void of the entity, with the balances at the month's end, plus the month's
+rollforward and waterfall rows. The engine runs over the entity's whole history in the
+warehouse, so a document billed later (a proration billed in May for April service) lands in
+the month it was earned, unless that month is closed: then it lands in the first open month
+as a marked correction, and the closed months are never rewritten.
 """
 
 import warnings
@@ -17,20 +19,22 @@ from resources.warehouse import split_partition_key
 from sync_assets import billing
 from sync_assets.metadata import frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
-from sync_core.contracts.derived import RevenueScheduleModel
-from sync_core.revenue import recognize, rollforward
+from sync_core.contracts.derived import DERIVED_MODELS
+from sync_core.revenue import deferred_waterfall, recognize, rollforward
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
-    _SCHEDULE_TYPE = pandera_schema_to_dagster_type(RevenueScheduleModel)
-
-# every period of the same entity feeds a period's schedule
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
+    _TYPES = {
+        name: pandera_schema_to_dagster_type(DERIVED_MODELS[name])
+        for name in ("revenue_schedules", "revenue_rollforward", "deferred_revenue_waterfall")
+    }
+    # every period of the same entity feeds a period's schedule
     SAME_ENTITY_ALL_PERIODS = dg.MultiPartitionMapping(
         {"entity": dg.DimensionPartitionMapping("entity", dg.IdentityPartitionMapping())}
     )
 _UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events"]
+_RECOGNITION_OBJECTS = ["invoices", "invoice_lines", "credit_notes", "credit_note_lines",
+                        "usage_events", "payments"]  # fmt: skip
 
 
 def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
@@ -40,60 +44,106 @@ def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
     return frames
 
 
-@dg.asset(
-    group_name="revenue",
+def recognize_entity(wh, entity: str, payments: pd.DataFrame | None = None):
+    """The engine over an entity's history, honouring its revenue close."""
+    closed = {k: v for k, v in wh.closed_through().items() if k == entity}
+    booked = None
+    if closed:
+        sched = wh.read("revenue_schedules", entity)
+        booked = sched[sched["period"] <= closed[entity]]
+    return recognize(
+        **entity_history(wh, entity),
+        payments=payments,
+        closed_through=closed or None,
+        booked=booked,
+    )
+
+
+def _outs() -> dict[str, dg.AssetOut]:
+    return {
+        name: dg.AssetOut(
+            dagster_type=_TYPES[name], io_manager_key="warehouse_io", group_name="revenue"
+        )
+        for name in _TYPES
+    }
+
+
+@dg.multi_asset(
+    outs=_outs(),
     partitions_def=entity_period_partitions,
-    dagster_type=_SCHEDULE_TYPE,
-    io_manager_key="warehouse_io",
     deps=[dg.AssetDep(name, partition_mapping=SAME_ENTITY_ALL_PERIODS) for name in _UPSTREAM]
     + [billing.legal_entities],
     check_specs=[
-        dg.AssetCheckSpec("rollforward_balances", asset="revenue_schedules", blocking=True)
+        dg.AssetCheckSpec("rollforward_balances", asset="revenue_rollforward", blocking=True)
     ],
-    kinds={"pandas"},
+    can_subset=False,
 )
-def revenue_schedules(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Recognized revenue, cumulative, deferred and unbilled balances per line for the period."""
+def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Revenue schedule rows, the deferred revenue rollforward and the waterfall of a month."""
     entity, period = split_partition_key(context.partition_key)
     wh = warehouse.get()
-    result = recognize(**entity_history(wh, entity))
-    sched = result.schedule
-    rows = sched[(sched["entity_id"] == entity) & (sched["period"] == period)].reset_index(
-        drop=True
-    )
-    exc = result.quarantine
-    exc = exc[(exc["entity_id"] == entity) & (exc["period"] == period)]
-    roll = rollforward(sched)
-    roll = roll[(roll["entity_id"] == entity) & (roll["period"] == period)]
-    drift = (
-        roll["opening_deferred"]
-        + roll["billings"]
-        - roll["recognized"]
-        - roll["credits"]
-        - roll["closing_deferred"]
-    )
+    closed_through = wh.closed_through().get(entity)
+    if closed_through is not None and period <= closed_through:
+        # a closed month is kept exactly as it was booked
+        frames = {name: wh.read(name, entity, period) for name in _TYPES}
+        exc = pd.DataFrame(columns=["object_type", "source_id", "rule", "message", "owner"])
+        note = f"closed through {closed_through:%Y-%m}: kept as booked"
+    else:
+        result = recognize_entity(wh, entity)
+        sched = result.schedule
+        frames = {
+            "revenue_schedules": sched,
+            "revenue_rollforward": rollforward(sched),
+            "deferred_revenue_waterfall": deferred_waterfall(sched),
+        }
+        frames = {k: _month(v, entity, period) for k, v in frames.items()}
+        exc = _month(result.quarantine, entity, period)
+        note = "open"
+    rows, roll = frames["revenue_schedules"], frames["revenue_rollforward"]
     yield dg.Output(
-        with_exceptions(
-            rows,
-            exc,
-            "recognition",
-            ["invoice_lines", "credit_notes", "credit_note_lines", "invoices"],
-        ),
+        with_exceptions(rows, exc, "recognition", _RECOGNITION_OBJECTS),
+        output_name="revenue_schedules",
         metadata=frame_metadata(
             rows,
             "recognized",
             quarantined=len(exc),
-            rollforward=dg.MetadataValue.json(
-                roll.drop(columns=["entity_id", "period"]).astype(str).to_dict("records")
-            ),
+            period_status=note,
+            corrections=int(rows["correction"].sum()) if len(rows) else 0,
         ),
     )
+    yield dg.Output(
+        roll, output_name="revenue_rollforward", metadata=frame_metadata(roll, "closing_deferred")
+    )
+    waterfall = frames["deferred_revenue_waterfall"]
+    yield dg.Output(
+        waterfall,
+        output_name="deferred_revenue_waterfall",
+        metadata=frame_metadata(waterfall, "recognized"),
+    )
+    drift = (
+        (
+            roll["opening_deferred"]
+            + roll["billings"]
+            - roll["recognized"]
+            - roll["credits"]
+            - roll["closing_deferred"]
+        )
+        if len(roll)
+        else pd.Series(dtype="int64")
+    )
     yield dg.AssetCheckResult(
+        asset_key="revenue_rollforward",
         check_name="rollforward_balances",
         passed=bool((drift == 0).all()),
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "currencies": len(roll),
-            "max_drift_minor": int(drift.abs().max() or 0) if len(roll) else 0,
+            "max_drift_minor": int(drift.abs().max()) if len(drift) else 0,
         },
     )
+
+
+def _month(df: pd.DataFrame, entity: str, period: pd.Timestamp) -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df[(df["entity_id"] == entity) & (df["period"] == period)].reset_index(drop=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
@@ -72,8 +73,39 @@ class JournalLineModel(_Partitioned):
     correlation_id: Series[str]
 
 
+class RollforwardModel(_Partitioned):
+    """Deferred revenue rollforward per entity, currency and month:
+    ``opening_deferred + billings - recognized - credits == closing_deferred``."""
+
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    opening_deferred: Series[int]
+    billings: Series[int]
+    recognized: Series[int]
+    credits: Series[int]
+    closing_deferred: Series[int]
+    revenue: Series[int]
+    opening_unbilled: Series[int]
+    closing_unbilled: Series[int]
+
+    @pa.dataframe_check(name="rollforward_identity", element_wise=False)
+    @classmethod
+    def rollforward_identity(cls, df: pd.DataFrame) -> Series[bool]:
+        flow = df["opening_deferred"] + df["billings"] - df["recognized"] - df["credits"]
+        return flow == df["closing_deferred"]
+
+
+class WaterfallModel(_Partitioned):
+    """Deferred revenue waterfall: revenue recognized in ``period`` by billing month."""
+
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    billing_period: Series[UTC]  # type: ignore[valid-type]
+    recognized: Series[int]
+
+
 DERIVED_MODELS = {
     "usage_daily": UsageDailyModel,
     "revenue_schedules": RevenueScheduleModel,
+    "revenue_rollforward": RollforwardModel,
+    "deferred_revenue_waterfall": WaterfallModel,
     "erp_postings": JournalLineModel,
 }

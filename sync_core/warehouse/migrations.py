@@ -14,13 +14,20 @@ import sqlalchemy as sa
 
 from sync_core.warehouse.schema import TABLES, metadata, schema_migrations
 
+V2_TABLES = ["revenue_rollforward", "deferred_revenue_waterfall", "revenue_period_close"]
+
 
 def _initial(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=list(TABLES.values()))
+    metadata.create_all(conn, tables=[t for n, t in TABLES.items() if n not in V2_TABLES])
+
+
+def _reports_and_close(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[TABLES[n] for n in V2_TABLES], checkfirst=True)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
+    (2, "revenue rollforward, waterfall and period close", _reports_and_close),
 ]
 
 

@@ -61,6 +61,16 @@ sa.Index("ix_exceptions_partition", exceptions.c.entity_id, exceptions.c.period)
 TABLES["exceptions"] = exceptions
 assert [c for c in EXCEPTION_COLUMNS if c not in exceptions.c] == []
 
+revenue_period_close = sa.Table(
+    "revenue_period_close",
+    metadata,
+    sa.Column("entity_id", sa.Text, primary_key=True),
+    sa.Column("closed_through", sa.Date, nullable=False),  # last closed month
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_by", sa.Text, nullable=True),
+)
+TABLES["revenue_period_close"] = revenue_period_close
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

@@ -190,6 +190,36 @@ class Warehouse:
             df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         return _typed(df, table)
 
+    def close_period(self, entity_id: str, through, closed_by: str | None = None) -> None:
+        """Close an entity's revenue through a month: later changes to it become corrections
+        in the first open month. Closing never moves backwards."""
+        t = TABLES["revenue_period_close"]
+        month = _as_date(pd.Timestamp(through).to_period("M").to_timestamp())
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(t.c.closed_through).where(t.c.entity_id == entity_id)
+            ).scalar()
+            if current is not None and month < current:
+                raise ValueError(
+                    f"{entity_id} is closed through {current}; cannot reopen to {month}"
+                )
+            conn.execute(sa.delete(t).where(t.c.entity_id == entity_id))
+            conn.execute(
+                sa.insert(t).values(
+                    entity_id=entity_id,
+                    closed_through=month,
+                    closed_at=datetime.now(UTC),
+                    closed_by=closed_by,
+                )
+            )
+
+    def closed_through(self) -> dict[str, pd.Timestamp]:
+        """Entity -> last closed month (UTC month start)."""
+        t = TABLES["revenue_period_close"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.entity_id, t.c.closed_through)).all()
+        return {e: pd.Timestamp(c).tz_localize("UTC") for e, c in rows}
+
     def query(self, sql: str, **params) -> pd.DataFrame:
         with self.engine.connect() as conn:
             result = conn.execute(sa.text(sql), params)
