@@ -246,16 +246,16 @@ def main(lines: int = 1_000_000, loop_sample: int = 20_000, repeat: int = 3) -> 
     rows = [
         {
             "name": "revenue_vs_duckdb",
-            "ours": round(t_ours, 4),
-            "peer": round(t_duck, 4),
+            "ours": float(f"{t_ours:.4g}"),
+            "peer": float(f"{t_duck:.4g}"),
             "unit": "s",
             "ratio": round(t_duck / t_ours, 2),
             "target": 1.0,
         },
         {
             "name": "revenue_vs_loop",
-            "ours": round(t_ours, 4),
-            "peer": round(t_loop, 4),
+            "ours": float(f"{t_ours:.4g}"),
+            "peer": float(f"{t_loop:.4g}"),
             "unit": "s",
             "ratio": round(t_loop / t_ours, 2),
             "target": 50.0,

@@ -70,7 +70,11 @@ def main(argv=None) -> int:
     print(table(rows))
     out = Path(args.out) if args.out else (None if args.smoke else HERE / "results.json")
     if out is not None:
-        out.write_text(json.dumps(rows, indent=2) + "\n")
+        # a partial run (--only) updates its own rows and keeps the others
+        previous = json.loads(out.read_text()) if out.exists() else []
+        names = {r["name"] for r in rows}
+        merged = [r for r in previous if r["name"] not in names] + rows
+        out.write_text(json.dumps(merged, indent=2) + "\n")
         print(f"\nwrote {out}")
     return 0
 
