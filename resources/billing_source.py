@@ -1,6 +1,5 @@
 """The subscription-platform source resource: the file drop, or the seeded demo platform."""
 
-
 import threading
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Warehouse resource and the IO manager that writes each partition atomically."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
+from resources.erp import ErpResource
 from schedules import nightly_sync_schedule, period_close_schedule
 from sensors import legal_entity_sensor
 from sync_assets import billing, postings, revenue
@@ -20,6 +21,10 @@ SETTINGS = {
     "SYNC_WAREHOUSE_URL": f"sqlite:///{LOCAL / 'warehouse.sqlite'}",
     "SYNC_SOURCE_KIND": "demo",
     "SYNC_SOURCE_PATH": str(LOCAL / "demo_source"),
+    "SYNC_ERP_TARGET": "sql_ledger",
+    "SYNC_ERP_URL": None,
+    "SYNC_ERP_TOKEN": None,
+    "SYNC_ERP_CONFIG": None,
 }
 
 
@@ -30,7 +35,19 @@ def setting(name: str):
 
 def build_resources() -> dict:
     warehouse = WarehouseResource(url=setting("SYNC_WAREHOUSE_URL"))
+    ledger_url = (
+        dg.EnvVar("SYNC_LEDGER_URL")
+        if os.getenv("SYNC_LEDGER_URL")
+        else setting("SYNC_WAREHOUSE_URL")
+    )
     return {
+        "erp": ErpResource(
+            target=setting("SYNC_ERP_TARGET"),
+            ledger_url=ledger_url,
+            rest_base_url=setting("SYNC_ERP_URL"),
+            rest_token=setting("SYNC_ERP_TOKEN"),
+            config_path=setting("SYNC_ERP_CONFIG"),
+        ),
         "warehouse": warehouse,
         "warehouse_io": WarehouseIOManager(warehouse=warehouse),
         "billing_source": BillingSourceResource(

@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("SYNC_SOURCE_KIND", "demo")
     resources = build_resources()
-    source = resources["billing_source"]
+    # resolve EnvVar-backed settings the way a run would
+    source = resources["billing_source"].process_config_and_initialize()
     if source.kind == "demo":
         _ensure_source(Path(source.path), args.subscriptions, args.seed, args.year)
     instance = _instance()
-    wh = resources["warehouse"].get()
+    wh = resources["warehouse"].process_config_and_initialize().get()
     print(f"instance: {instance.root_directory} ({type(instance.run_storage).__name__})")
     print(f"warehouse: {wh.engine.url.render_as_string(hide_password=True)}")
 

@@ -40,16 +40,20 @@ EVENT_CODES = {
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 JOURNAL_COLUMNS = [
-    "entity_id", "period", "external_id", "line_no", "event", "document_id", "account",
+    "entity_id", "period", "journal_key", "line_no", "event", "document_id", "account",
     "erp_account", "erp_subsidiary_id", "erp_customer_id", "debit", "credit", "currency",
     "debit_functional", "credit_functional", "functional_currency", "correlation_id",
 ]  # fmt: skip
 
 
-def external_id(entity_id: str, event: str, document_id: str, version: int = 1) -> str:
-    """Deterministic ERP external id: letters, digits, ``_`` and ``-`` only."""
+def journal_key(entity_id: str, event: str, document_id: str) -> str:
+    """Deterministic key of a (document, event) journal: letters, digits, ``_`` and ``-``.
+
+    The ERP external id is the key plus its version (``-v1``, ``-v2`` after a change) and, for
+    a reversing journal, ``-REV`` (``sync_core.posting_plan``).
+    """
     doc = _UNSAFE.sub("_", str(document_id))
-    return f"{entity_id}-{EVENT_CODES.get(event, event.upper())}-{doc}-v{version}"
+    return f"{entity_id}-{EVENT_CODES.get(event, event.upper())}-{doc}"
 
 
 def build_journals(
@@ -91,19 +95,19 @@ def build_journals(
     df["debit_functional"], df["credit_functional"] = net_f.clip(lower=0), (-net_f).clip(lower=0)
     df = df[(df[amount_cols] != 0).any(axis=1)]
 
-    df["external_id"] = [
-        external_id(e, ev, d) for e, ev, d in zip(df["entity_id"], df["event"], df["document_id"])
+    df["journal_key"] = [
+        journal_key(e, ev, d) for e, ev, d in zip(df["entity_id"], df["event"], df["document_id"])
     ]
     erp_ids = customers.set_index("customer_id")["erp_customer_id"] if len(customers) else {}
     cust = df["document_id"].map(document_customers)
     df["erp_customer_id"] = cust.map(erp_ids) if len(customers) else None
     df["erp_account"] = df["account"].map(chart)
     df["erp_subsidiary_id"] = subsidiary
-    df = df.sort_values(["external_id", "account", "currency"], kind="stable")
-    df["line_no"] = df.groupby("external_id").cumcount() + 1
+    df = df.sort_values(["journal_key", "account", "currency"], kind="stable")
+    df["line_no"] = df.groupby("journal_key").cumcount() + 1
 
     held = []
-    jd = df.groupby(["external_id", "currency"])
+    jd = df.groupby(["journal_key", "currency"])
     bal = jd[["debit", "credit", "debit_functional", "credit_functional"]].sum()
     unbalanced = bal[
         (bal["debit"] != bal["credit"]) | (bal["debit_functional"] != bal["credit_functional"])
@@ -118,7 +122,7 @@ def build_journals(
             )
         )
     for eid, acct in (
-        df.loc[df["erp_account"].isna(), ["external_id", "account"]]
+        df.loc[df["erp_account"].isna(), ["journal_key", "account"]]
         .drop_duplicates()
         .itertuples(index=False)
     ):
@@ -126,9 +130,9 @@ def build_journals(
     needs_customer = df["event"] != "revenue"
     missing = df[needs_customer & df["erp_customer_id"].isna()]
     for eid, d, c in (
-        missing[["external_id", "document_id"]]
+        missing[["journal_key", "document_id"]]
         .assign(c=cust[missing.index])
-        .drop_duplicates("external_id")
+        .drop_duplicates("journal_key")
         .itertuples(index=False)
     ):
         held.append(
@@ -136,13 +140,15 @@ def build_journals(
         )
     if held:
         h = pd.DataFrame(held, columns=["source_id", "rule", "owner", "message"])
-        first = df.drop_duplicates("external_id").set_index("external_id")
+        first = df.drop_duplicates("journal_key").set_index("journal_key")
         h["entity_id"] = h["source_id"].map(first["entity_id"])
         h["period"] = h["source_id"].map(first["period"])
+        h["document_id"] = h["source_id"].map(first["document_id"])
+        h["event"] = h["source_id"].map(first["event"])
         h["object_type"] = "journal"
         exceptions = h[["entity_id", "period", "object_type", "source_id", "rule", "message",
-                        "owner"]]  # fmt: skip
-        df = df[~df["external_id"].isin(set(h["source_id"]))]
+                        "owner", "document_id", "event"]]  # fmt: skip
+        df = df[~df["journal_key"].isin(set(h["source_id"]))]
     else:
         exceptions = Quarantine.empty()
     return df[JOURNAL_COLUMNS].reset_index(drop=True), exceptions.reset_index(drop=True)
@@ -152,7 +158,7 @@ def journal_balance_problems(journals: pd.DataFrame) -> pd.DataFrame:
     """Journals (per currency) whose debits and credits differ: empty when all balance."""
     if journals.empty:
         return journals
-    bal = journals.groupby(["external_id", "currency"])[
+    bal = journals.groupby(["journal_key", "currency"])[
         ["debit", "credit", "debit_functional", "credit_functional"]
     ].sum()
     return bal[

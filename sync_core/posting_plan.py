@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 POLICIES = ("next_open", "hold")
+HEADER_COLUMNS = ["external_id", "entity_id", "erp_subsidiary_id", "period", "source_period",
+                  "event", "document_id", "version", "currency", "total_debit", "line_count",
+                  "content_hash", "reverses", "correction", "run_id"]  # fmt: skip
 WAITS_FOR_INVOICE = {"payment", "refund"}
 _HASH_COLS = ["account", "erp_account", "erp_customer_id", "debit", "credit", "currency",
               "debit_functional", "credit_functional"]  # fmt: skip
@@ -76,7 +79,7 @@ def plan_postings(
         ]
     )
     if proposed.empty:
-        return PostingPlan(proposed.iloc[:0], proposed.iloc[:0], empty_held, [])
+        return PostingPlan(pd.DataFrame(columns=HEADER_COLUMNS), pd.DataFrame(), empty_held, [])
     hashes = content_hash(proposed)
     first = proposed.drop_duplicates("journal_key").set_index("journal_key")
     latest = _latest_versions(posted)
@@ -165,7 +168,7 @@ def plan_postings(
         line_parts.append(("new", lines, eid))
     held = pd.DataFrame(held_rows) if held_rows else empty_held
     return PostingPlan(
-        headers=pd.DataFrame(headers),
+        headers=pd.DataFrame(headers, columns=HEADER_COLUMNS),
         lines=_assemble_lines(line_parts),
         held=held,
         unchanged=unchanged,

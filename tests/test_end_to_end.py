@@ -1,19 +1,15 @@
 """End to end through Dagster: one partition, then a full year of every entity, on the demo
 platform; a second run leaves the warehouse identical."""
 
-import warnings
-
 import dagster as dg
 import pandas as pd
 import pytest
 
-from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
-from sync_assets.definitions import ALL_ASSETS
 from sync_assets.demo_run import DERIVED, INGEST
 from sync_assets.partitions import entity_partitions, partition_key
 from sync_core.demo.generator import generate
+from tests.helpers import make_resources, materialize
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 BUSINESS_TABLES = INGEST + DERIVED + ["legal_entities"]
 
 
@@ -25,25 +21,11 @@ def demo_source(tmp_path_factory):
 
 
 def _resources(source, url):
-    wh = WarehouseResource(url=url)
-    return {
-        "warehouse": wh,
-        "warehouse_io": WarehouseIOManager(warehouse=wh),
-        "billing_source": BillingSourceResource(kind="file_drop", path=str(source)),
-    }
+    return make_resources(source, url)
 
 
 def _run(instance, resources, selection, key=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            ALL_ASSETS,
-            run_config=QUIET,
-            selection=selection,
-            partition_key=key,
-            instance=instance,
-            resources=resources,
-        )
+    return materialize(instance, resources, selection, key)
 
 
 def _snapshot(wh) -> dict[str, pd.DataFrame]:

@@ -6,9 +6,9 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
 from sync_assets.definitions import ALL_ASSETS
 from sync_assets.partitions import entity_period_partitions, partition_key
+from tests.helpers import make_resources
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SELECTION = ["invoices", "invoice_lines", "credit_notes", "credit_note_lines", "usage_events",
@@ -61,13 +61,8 @@ def run(instance, resources, period):
 def test_late_document_for_a_closed_month_becomes_a_correction(tmp_path):
     src = tmp_path / "source"
     write_source(src, late=False)
-    wh_res = WarehouseResource(url=f"sqlite:///{tmp_path / 'wh.sqlite'}")
-    resources = {
-        "warehouse": wh_res,
-        "warehouse_io": WarehouseIOManager(warehouse=wh_res),
-        "billing_source": BillingSourceResource(kind="file_drop", path=str(src)),
-    }
-    wh = wh_res.get()
+    resources = make_resources(src, f"sqlite:///{tmp_path / 'wh.sqlite'}")
+    wh = resources["warehouse"].get()
     with dg.instance_for_test() as instance:
         dg.materialize(
             ALL_ASSETS,

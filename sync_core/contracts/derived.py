@@ -56,7 +56,10 @@ class RevenueScheduleModel(_Partitioned):
 class JournalLineModel(_Partitioned):
     """A proposed ERP journal line; ``period`` is the posting period."""
 
-    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$")
+    journal_key: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$")
+    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
+    posting_status: Series[str] = pa.Field(isin=["posted", "held"])  # posted: in the ERP
+    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
     line_no: Series[int] = pa.Field(ge=1)
     event: Series[str]
     document_id: Series[str]

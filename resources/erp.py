@@ -1,0 +1,58 @@
+"""The ERP target resource: the SQL ledger (default) or a NetSuite-style REST ERP."""
+
+from typing import Literal
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_core.erp.config import ErpConfig, load_erp_config
+from sync_core.erp.ledger import SqlLedger
+from sync_core.erp.periods import closed_periods
+from sync_core.erp.queue import ExceptionQueue
+from sync_core.erp.rest import RestErpClient
+from sync_core.warehouse.store import _engine
+
+
+class ErpResource(dg.ConfigurableResource):
+    """Where journals go, and the posting log + exception queue beside them.
+
+    ``target="sql_ledger"`` posts to ``ledger_journals`` in ``ledger_url``;
+    ``target="rest"`` PUTs to ``rest_base_url`` with the bearer ``rest_token`` (an EnvVar,
+    never shown) and keeps the posting log and exception queue in ``ledger_url``.
+    """
+
+    target: Literal["sql_ledger", "rest"] = "sql_ledger"
+    ledger_url: str
+    rest_base_url: str | None = None
+    rest_token: str | None = None
+    rest_timeout_s: float = 30.0
+    max_workers: int = 5
+    batch_size: int = 500
+    config_path: str | None = None
+
+    def engine(self) -> sa.Engine:
+        return _engine(self.ledger_url)
+
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(self.engine())
+
+    def queue(self) -> ExceptionQueue:
+        return ExceptionQueue(self.engine())
+
+    def config(self) -> ErpConfig:
+        return load_erp_config(self.config_path)
+
+    def closed_periods(self, entity_id: str):
+        return closed_periods(self.engine(), entity_id)
+
+    def rest_client(self) -> RestErpClient | None:
+        if self.target != "rest":
+            return None
+        if not self.rest_base_url:
+            raise dg.Failure("ERP target 'rest' needs SYNC_ERP_URL (the REST base URL)")
+        return RestErpClient(
+            self.rest_base_url,
+            token=self.rest_token,
+            timeout_s=self.rest_timeout_s,
+            max_workers=self.max_workers,
+        )
