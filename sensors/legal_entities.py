@@ -1,6 +1,5 @@
 """Adds a legal entity that appears in the billing source as a new dynamic partition."""
 
-
 import hashlib
 
 import dagster as dg

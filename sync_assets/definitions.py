@@ -8,9 +8,9 @@ import dagster as dg
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
 from resources.erp import ErpResource
 from schedules import nightly_sync_schedule, period_close_schedule
-from sensors import legal_entity_sensor
-from sync_assets import billing, postings, revenue
-from sync_assets.jobs import billing_sync_job, legal_entities_job
+from sensors import legal_entity_sensor, posting_replay_sensor
+from sync_assets import billing, exception_queue, postings, revenue
+from sync_assets.jobs import billing_sync_job, legal_entities_job, posting_replay_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL = PROJECT_ROOT / ".local"
@@ -58,12 +58,12 @@ def build_resources() -> dict:
     }
 
 
-ALL_ASSETS = dg.load_assets_from_modules([billing, revenue, postings])
+ALL_ASSETS = dg.load_assets_from_modules([billing, revenue, postings, exception_queue])
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[billing_sync_job, legal_entities_job],
-    sensors=[legal_entity_sensor],
+    jobs=[billing_sync_job, legal_entities_job, posting_replay_job],
+    sensors=[legal_entity_sensor, posting_replay_sensor],
     schedules=[nightly_sync_schedule, period_close_schedule],
     resources=build_resources(),
 )

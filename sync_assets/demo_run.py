@@ -78,6 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("SYNC_SOURCE_KIND", "demo")
+    sandbox = None
+    if os.getenv("SYNC_ERP_TARGET") == "rest" and not os.getenv("SYNC_ERP_URL"):
+        # one setting: post to the sandbox ERP, served here for the demo's lifetime
+        from sandboxes.erp_server import ErpSandbox
+
+        sandbox = ErpSandbox(LOCAL / "erp_sandbox.sqlite", latency_ms=5, max_concurrency=5)
+        os.environ["SYNC_ERP_URL"] = sandbox.url
+        print(f"sandbox ERP: {sandbox.url} (journals in {LOCAL / 'erp_sandbox.sqlite'})")
+    try:
+        return _run_demo(args)
+    finally:
+        if sandbox is not None:
+            print(f"sandbox ERP holds {len(sandbox.journals())} journals")
+            sandbox.close()
+
+
+def _run_demo(args) -> int:
     resources = build_resources()
     # resolve EnvVar-backed settings the way a run would
     source = resources["billing_source"].process_config_and_initialize()
@@ -111,6 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.perf_counter() - t0:.1f}s\n"
     )
     print(summary(wh).to_string(index=False))
+    erp = resources["erp"].process_config_and_initialize()
+    ledger, queue = erp.ledger().journals(), erp.queue().open()
+    print(
+        f"\nERP target {erp.target}: {len(ledger)} journals posted "
+        f"({int(ledger['correction'].sum()) if len(ledger) else 0} corrections, "
+        f"{int(ledger['reverses'].notna().sum()) if len(ledger) else 0} reversals); "
+        f"{len(queue)} open posting exceptions"
+        + (
+            ": " + ", ".join(f"{k} {v}" for k, v in queue["reason_code"].value_counts().items())
+            if len(queue)
+            else ""
+        )
+    )
     return 0
 
 

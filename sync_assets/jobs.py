@@ -8,7 +8,8 @@ from sync_assets.partitions import entity_period_partitions
 # overhead dominates small micro-batches (see ../shared/dagster.md).
 billing_sync_job = dg.define_asset_job(
     name="billing_sync",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("legal_entities"),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets("legal_entities", "posting_exception_queue"),
     partitions_def=entity_period_partitions,
     executor_def=dg.in_process_executor,
     description="Ingest, validate, recognize and post one legal entity x accounting period.",
@@ -18,4 +19,12 @@ legal_entities_job = dg.define_asset_job(
     name="legal_entities_refresh",
     selection=dg.AssetSelection.assets("legal_entities"),
     executor_def=dg.in_process_executor,
+)
+
+posting_replay_job = dg.define_asset_job(
+    name="posting_replay",
+    selection=dg.AssetSelection.assets("erp_postings"),
+    partitions_def=entity_period_partitions,
+    executor_def=dg.in_process_executor,
+    description="Retry open posting exceptions of one entity x period (idempotent posting).",
 )
