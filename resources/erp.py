@@ -1,7 +1,5 @@
 """The ERP target resource: the SQL ledger (default) or a NetSuite-style REST ERP."""
 
-from typing import Literal
-
 import dagster as dg
 import sqlalchemy as sa
 
@@ -12,6 +10,8 @@ from sync_core.erp.queue import ExceptionQueue
 from sync_core.erp.rest import RestErpClient
 from sync_core.warehouse.store import _engine
 
+TARGETS = ("sql_ledger", "rest")
+
 
 class ErpResource(dg.ConfigurableResource):
     """Where journals go, and the posting log + exception queue beside them.
@@ -21,7 +21,7 @@ class ErpResource(dg.ConfigurableResource):
     never shown) and keeps the posting log and exception queue in ``ledger_url``.
     """
 
-    target: Literal["sql_ledger", "rest"] = "sql_ledger"
+    target: str = "sql_ledger"  # sql_ledger | rest
     ledger_url: str
     rest_base_url: str | None = None
     rest_token: str | None = None
@@ -46,6 +46,8 @@ class ErpResource(dg.ConfigurableResource):
         return closed_periods(self.engine(), entity_id)
 
     def rest_client(self) -> RestErpClient | None:
+        if self.target not in TARGETS:
+            raise dg.Failure(f"unknown ERP target {self.target!r}; expected one of {TARGETS}")
         if self.target != "rest":
             return None
         if not self.rest_base_url:
