@@ -18,6 +18,7 @@ HERE = Path(__file__).parent
 BENCHMARKS = {
     # module: (full sizes, smoke sizes)
     "benchmarks.bench_revenue": ({"lines": 1_000_000}, {"lines": 2_000}),
+    "benchmarks.bench_posting": ({"lines": 1_000_000}, {"lines": 2_000}),
     "benchmarks.bench_rest": ({"journals": 10_000}, {"journals": 50}),
     "benchmarks.bench_ingest": ({"pages": 1000}, {"pages": 5}),
 }

@@ -3,13 +3,17 @@
 from benchmarks.run import BENCHMARKS, run, table
 
 
-def test_benchmarks_smoke(tmp_path):
+def test_benchmarks_smoke(postgres_base_url, monkeypatch):
+    monkeypatch.setenv("SYNC_BENCH_POSTGRES_URL", postgres_base_url)
     rows = run(smoke=True)
     assert {r["name"] for r in rows} >= {
         "revenue_vs_duckdb",
         "revenue_vs_loop",
         "rest_posting_vs_serial",
         "ingest_vs_requests_loop",
+        "posting_vs_copy_staging",
+        "posting_vs_raw_copy",
+        "reposting_vs_copy_staging",
     }
     for r in rows:
         assert set(r) == {"name", "ours", "peer", "unit", "ratio", "target"}

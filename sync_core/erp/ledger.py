@@ -10,10 +10,12 @@ COPY into temporary staging tables, then ``INSERT ... SELECT ... ON CONFLICT DO 
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -158,8 +160,16 @@ def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]
 
 
 def _copy(conn, table: str, df: pd.DataFrame, cols: list[str]) -> None:
+    """COPY ``df[cols]`` into ``table`` as CSV; nulls as ``\\N``."""
+    columns = []
+    for c in cols:
+        s = df[c]
+        nulls = s.isna()
+        columns.append(
+            np.where(nulls, "\\N", s.to_numpy(object)).tolist() if nulls.any() else s.tolist()
+        )
     buf = io.StringIO()
-    df[cols].to_csv(buf, index=False, header=False, na_rep="\\N")
+    csv.writer(buf, lineterminator="\n").writerows(zip(*columns, strict=True))
     buf.seek(0)
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
@@ -184,8 +194,9 @@ def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str
     )
     h = headers.copy()
     for k in ("period", "source_period"):
-        h[k] = pd.to_datetime(h[k]).dt.strftime("%Y-%m-%d")
-    h["posted_at"] = pd.to_datetime(h["posted_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        h[k] = pd.to_datetime(h[k]).dt.date
+    stamps = pd.to_datetime(h["posted_at"], utc=True).dt.tz_convert(None)
+    h["posted_at"] = np.char.add(np.datetime_as_string(stamps.to_numpy("datetime64[us]")), "+00")
     h["correction"] = h["correction"].map({True: "t", False: "f"})
     _copy(conn, "stage_journals", h, JOURNAL_COLS)
     inserted = list(
@@ -197,7 +208,11 @@ def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str
             )
         ).scalars()
     )
-    mine = lines[lines["external_id"].isin(set(inserted))] if inserted else lines.iloc[:0]
+    if inserted:
+        keep = lines["external_id"].isin(set(inserted))
+        mine = lines if keep.all() else lines[keep]
+    else:
+        mine = lines.iloc[:0]
     if len(mine):
         _copy(conn, "stage_journal_lines", mine, LINE_COLS)
         conn.execute(
