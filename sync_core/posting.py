@@ -103,7 +103,12 @@ def build_journals(
     df["erp_customer_id"] = cust.map(erp_ids) if len(customers) else None
     df["erp_account"] = df["account"].map(chart)
     df["erp_subsidiary_id"] = subsidiary
-    df = df.sort_values(["journal_key", "account", "currency"], kind="stable")
+    # a total order: lines on one account keep the same numbers whatever the input order
+    df = df.sort_values(
+        ["journal_key", "account", "currency", "correlation_id", "debit", "credit",
+         "debit_functional", "credit_functional"],
+        kind="stable",
+    )  # fmt: skip
     df["line_no"] = df.groupby("journal_key").cumcount() + 1
 
     held = []

@@ -83,6 +83,7 @@ def plan_postings(
     hashes = content_hash(proposed)
     first = proposed.drop_duplicates("journal_key").set_index("journal_key")
     latest = _latest_versions(posted)
+    reversed_ids = set(posted["reverses"].dropna()) if len(posted) else set()
     held_rows, headers, line_parts, unchanged = [], [], [], []
     posted_invoices = (
         set(posted.loc[posted["event"] == "invoice_finalized", "document_id"])
@@ -94,7 +95,9 @@ def plan_postings(
     for key, head in first.iterrows():
         h = hashes[key]
         prev = latest.get(key)
-        if prev is not None and prev["content_hash"] == h:
+        # a version already reversed (a change half posted) is not in the ERP's books any more
+        live = prev is not None and prev["external_id"] not in reversed_ids
+        if live and prev["content_hash"] == h:
             unchanged.append(key)
             continue
         period = head["period"]
@@ -131,7 +134,7 @@ def plan_postings(
             period, correction = first_open_period(period, closed_periods), True
         lines = proposed[proposed["journal_key"] == key]
         version = 1 if prev is None else int(prev["version"]) + 1
-        if prev is not None:  # reverse what the ERP holds before posting the new version
+        if live:  # reverse what the ERP holds before posting the new version
             rev_key = f"{prev['external_id']}-REV"
             headers.append(
                 _header(

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sync_core.erp.ledger import LINE_COLS, SqlLedger
 from sync_core.erp.queue import ExceptionQueue
-from sync_core.posting_plan import plan_postings, reversal_lines
+from sync_core.posting_plan import WAITS_FOR_INVOICE, plan_postings, reversal_lines
 
 OWNER_OF_ERP_CODE = {"PERIOD_CLOSED": "finance", "PERIOD_LOCKED": "finance"}
 
@@ -73,11 +73,7 @@ def post_period(
     posted = ledger.journals(entity_id)
     plan = plan_postings(proposed, posted, set(closed_periods), policy, run_id)
     lines = _final_lines(plan, ledger)
-    held = (
-        pd.concat([h for h in (held_by_rules, plan.held) if len(h)], ignore_index=True)
-        if len(held_by_rules) or len(plan.held)
-        else plan.held
-    )
+    held = _stack(plan.held, held_by_rules)
     report = PostingReport(unchanged=list(plan.unchanged), held=held)
     live = _latest(posted)
     for k in plan.unchanged:
@@ -87,22 +83,24 @@ def post_period(
     headers = plan.headers
     batches = [headers.iloc[i : i + batch_size] for i in range(0, len(headers), batch_size)]
     pending_held = held
+    invoice_of = (
+        proposed.drop_duplicates("journal_key").set_index("journal_key")["invoice_id"]
+        if "invoice_id" in proposed
+        else pd.Series(dtype=object)
+    )
+    blocked: set[str] = set()  # keys and invoice documents the ERP refused in this run
     for batch in batches or [headers.iloc[:0]]:
         batch_lines = (
             lines[lines["external_id"].isin(set(batch["external_id"]))] if len(lines) else lines
         )
         ok, refused = batch, pd.DataFrame()
         if rest is not None and len(batch):
-            ok, refused = _put_batch(rest, batch, batch_lines)
+            ok, refused = _put_batch(rest, batch, batch_lines, invoice_of, blocked)
             batch_lines = batch_lines[batch_lines["external_id"].isin(set(ok["external_id"]))]
         keys = [_key(e) for e in ok["external_id"]]
         with ledger.engine.begin() as conn:
             ledger.post(ok, batch_lines, conn=conn)
-            queue_rows = (
-                pd.concat([pending_held, refused], ignore_index=True)
-                if len(refused)
-                else pending_held
-            )
+            queue_rows = _stack(pending_held, refused)
             queue.record(conn, entity_id, period, queue_rows, keys + report.unchanged, run_id)
         pending_held = pending_held.iloc[:0]
         report.posted.extend(ok["external_id"])
@@ -111,8 +109,16 @@ def post_period(
                 report.external_ids[_key(eid)] = eid
                 report.posting_periods[_key(eid)] = p
         if len(refused):
-            report.held = pd.concat([report.held, refused], ignore_index=True)
+            report.held = _stack(report.held, refused)
     return report
+
+
+def _stack(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the non-empty frames (the first one when all are empty)."""
+    full = [f for f in frames if len(f)]
+    if not full:
+        return frames[0]
+    return full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)
 
 
 def _key(external_id: str) -> str:
@@ -151,16 +157,61 @@ def _final_lines(plan, ledger: SqlLedger) -> pd.DataFrame:
         for orig_id, rev_id in zip(rev["reverses"], rev["external_id"], strict=True):
             parts.append(reversal_lines(originals[originals["external_id"] == orig_id], rev_id))
     if len(new):
-        parts.append(new[[c for c in LINE_COLS if c in new]])
+        # concatenated with the reversal placeholders, the amounts came back as floats
+        new = new[[c for c in LINE_COLS if c in new]]
+        ints = ["line_no", "debit", "credit", "debit_functional", "credit_functional"]
+        parts.append(new.astype({c: "int64" for c in ints if c in new}))
     out = pd.concat(parts, ignore_index=True)
     period_of = plan.headers.set_index("external_id")["period"]
     out["period"] = out["external_id"].map(period_of)
     return out
 
 
-def _put_batch(rest, headers: pd.DataFrame, lines: pd.DataFrame):
-    """PUT a batch to the REST ERP; return (accepted headers, queue rows for the refused)."""
+def _put_batch(rest, headers, lines, invoice_of, blocked: set[str]):
+    """PUT a batch to the REST ERP in order: reversals, then new versions whose reversal was
+    accepted, then payments and refunds whose invoice was not refused. Returns (accepted
+    headers, queue rows for the refused and the held back); ``blocked`` collects the keys and
+    invoice documents refused, across the batches of one run."""
+    eids = headers["external_id"]
+    keys = eids.map(_key)
+    is_rev = eids.str.endswith("-REV")
+    pays = headers["event"].isin(WAITS_FOR_INVOICE) & ~is_rev
+    oks, refused = [], []
+    for phase in (is_rev, ~is_rev & ~pays, pays):
+        part = headers[phase]
+        wait = keys[phase].isin(blocked) | (
+            part["event"].isin(WAITS_FOR_INVOICE) & keys[phase].map(invoice_of).isin(blocked)
+        )
+        for h in part[wait].to_dict("records"):
+            if _key(h["external_id"]) not in blocked:  # (else its reversal's row says why)
+                refused.append(_refused_row(h, "waiting_for_invoice", "ordering",
+                               f"invoice {invoice_of.get(_key(h['external_id']))} was refused "
+                               "by the ERP in this run"))  # fmt: skip
+        ok, bad = _put(rest, part[~wait], lines)
+        for r in bad.to_dict("records"):
+            blocked.add(r["journal_key"])
+            if r["event"] == "invoice_finalized":
+                blocked.add(r["document_id"])
+        oks.append(ok)
+        refused.extend(bad.to_dict("records"))
+    return pd.concat(oks), pd.DataFrame(refused)
+
+
+def _refused_row(h, code, stage, message) -> dict:
+    return {
+        "entity_id": h["entity_id"], "period": h["source_period"],
+        "journal_key": _key(h["external_id"]), "document_id": h["document_id"],
+        "event": h["event"], "reason_code": code, "stage": stage, "message": message,
+        "owner": OWNER_OF_ERP_CODE.get(code, "integration"),
+    }  # fmt: skip
+
+
+def _put(rest, headers: pd.DataFrame, lines: pd.DataFrame):
+    """PUT journals to the REST ERP; return (accepted headers, queue rows for the refused)."""
     from sync_core.erp.rest import journal_payload
+
+    if headers.empty:
+        return headers, pd.DataFrame(columns=["journal_key", "event", "document_id"])
 
     payloads = []
     for eid in headers["external_id"]:

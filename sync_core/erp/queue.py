@@ -74,10 +74,12 @@ class ExceptionQueue:
                 )
         for r in held.to_dict("records"):
             key = (t.c.entity_id == entity_id) & (t.c.journal_key == r["journal_key"])
+            stage = r.get("stage")  # NaN when rows with and without a stage were concatenated
+            stage = stage if isinstance(stage, str) else STAGE_OF.get(r["reason_code"], "erp")
             found = conn.execute(sa.select(t.c.attempts, t.c.status).where(key)).first()
             values = {
                 "period": pd.Timestamp(r["period"]).date(), "document_id": r["document_id"],
-                "event": r["event"], "stage": r.get("stage") or STAGE_OF.get(r["reason_code"], "erp"),
+                "event": r["event"], "stage": stage,
                 "reason_code": r["reason_code"], "message": r["message"], "owner": r["owner"],
                 "last_seen": now, "status": "open", "resolved_at": None, "run_id": run_id,
             }  # fmt: skip
