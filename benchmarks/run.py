@@ -21,6 +21,8 @@ BENCHMARKS = {
     "benchmarks.bench_posting": ({"lines": 1_000_000}, {"lines": 2_000}),
     "benchmarks.bench_rest": ({"journals": 10_000}, {"journals": 50}),
     "benchmarks.bench_ingest": ({"pages": 1000}, {"pages": 5}),
+    # needs a Dagster daemon and code server (~5 minutes); the smoke size skips it
+    "benchmarks.bench_microbatch": ({"events": 20}, {"events": 0}),
 }
 
 

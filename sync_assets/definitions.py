@@ -7,8 +7,11 @@ import dagster as dg
 
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
 from resources.erp import ErpResource
+from resources.stripe import StripeResource
 from schedules import nightly_sync_schedule, period_close_schedule
+from schedules.stripe_reconcile import stripe_nightly_reconcile
 from sensors import legal_entity_sensor, posting_replay_sensor
+from sensors.stripe_events import stripe_event_sensor
 from sync_assets import billing, exception_queue, postings, revenue
 from sync_assets.jobs import billing_sync_job, legal_entities_job, posting_replay_job
 
@@ -25,6 +28,9 @@ SETTINGS = {
     "SYNC_ERP_URL": None,
     "SYNC_ERP_TOKEN": None,
     "SYNC_ERP_CONFIG": None,
+    "SYNC_STRIPE_URL": "https://api.stripe.com",
+    "SYNC_STRIPE_DEFAULT_ENTITY": None,
+    "SYNC_STRIPE_LEGAL_ENTITIES": None,
 }
 
 
@@ -55,6 +61,16 @@ def build_resources() -> dict:
             path=setting("SYNC_SOURCE_PATH"),
             demo_subscriptions=int(os.getenv("SYNC_DEMO_SUBSCRIPTIONS", "300")),
         ),
+        # Stripe lands into the mirror that a stripe_mirror source reads (SYNC_SOURCE_PATH)
+        "stripe": StripeResource(
+            api_key=dg.EnvVar("STRIPE_API_KEY"),
+            base_url=setting("SYNC_STRIPE_URL"),
+            default_entity=setting("SYNC_STRIPE_DEFAULT_ENTITY"),
+            mirror_path=setting("SYNC_SOURCE_PATH")
+            if os.getenv("SYNC_SOURCE_KIND") == "stripe_mirror"
+            else str(LOCAL / "stripe_mirror"),
+            legal_entities_seed=setting("SYNC_STRIPE_LEGAL_ENTITIES"),
+        ),
     }
 
 
@@ -63,7 +79,7 @@ ALL_ASSETS = dg.load_assets_from_modules([billing, revenue, postings, exception_
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=[billing_sync_job, legal_entities_job, posting_replay_job],
-    sensors=[legal_entity_sensor, posting_replay_sensor],
-    schedules=[nightly_sync_schedule, period_close_schedule],
+    sensors=[legal_entity_sensor, posting_replay_sensor, stripe_event_sensor],
+    schedules=[nightly_sync_schedule, period_close_schedule, stripe_nightly_reconcile],
     resources=build_resources(),
 )
