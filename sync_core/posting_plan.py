@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 POLICIES = ("next_open", "hold")
+# a held journal, as the exception queue takes it
+HELD_COLUMNS = ["entity_id", "period", "journal_key", "document_id", "event", "reason_code",
+                "message", "owner"]  # fmt: skip
 HEADER_COLUMNS = ["external_id", "entity_id", "erp_subsidiary_id", "period", "source_period",
                   "event", "document_id", "version", "currency", "total_debit", "line_count",
                   "content_hash", "reverses", "correction", "run_id"]  # fmt: skip
@@ -66,18 +69,7 @@ def plan_postings(
     ``posted``: the ledger's journal headers of the entity (may be empty)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown period policy {policy!r}; expected one of {POLICIES}")
-    empty_held = pd.DataFrame(
-        columns=[
-            "entity_id",
-            "period",
-            "journal_key",
-            "document_id",
-            "event",
-            "reason_code",
-            "message",
-            "owner",
-        ]
-    )
+    empty_held = pd.DataFrame(columns=HELD_COLUMNS)
     if proposed.empty:
         return PostingPlan(pd.DataFrame(columns=HEADER_COLUMNS), pd.DataFrame(), empty_held, [])
     hashes = content_hash(proposed)
