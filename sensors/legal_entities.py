@@ -1,4 +1,5 @@
-"""Adds a legal entity that appears in the billing source as a new dynamic partition."""
+"""Keeps legal entities in step with the billing source: a new entity becomes a dynamic
+partition (no code change), and any change to the entities' rows refreshes the table."""
 
 import hashlib
 
@@ -13,16 +14,21 @@ from sync_assets.partitions import entity_partitions
     job=legal_entities_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New legal entities in the source become partitions; no code change needed.",
+    description="New legal entities become partitions; changed entity rows refresh the table.",
 )
 def legal_entity_sensor(context: dg.SensorEvaluationContext, billing_source: BillingSourceResource):
-    entities = sorted(set(billing_source.read("legal_entities")["entity_id"].dropna()))
+    frame = billing_source.read("legal_entities")
+    rows = frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
+    digest = hashlib.sha256(rows.sort_values("entity_id").to_csv(index=False).encode()).hexdigest()[
+        :16
+    ]
+    entities = sorted(set(rows["entity_id"].dropna()))
     known = set(context.instance.get_dynamic_partitions(entity_partitions.name))
     new = [e for e in entities if e not in known]
-    if not new:
-        return dg.SkipReason(f"{len(entities)} legal entities, none new")
-    digest = hashlib.sha256(",".join(entities).encode()).hexdigest()[:16]
+    if not new and digest == context.cursor:
+        return dg.SkipReason(f"{len(entities)} legal entities, unchanged")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"legal-entities-{digest}")],
-        dynamic_partitions_requests=[entity_partitions.build_add_request(new)],
+        dynamic_partitions_requests=[entity_partitions.build_add_request(new)] if new else [],
+        cursor=digest,
     )
