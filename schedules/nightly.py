@@ -1,6 +1,5 @@
 """Nightly sync of the open periods, and the period-close run of the month just ended."""
 
-
 import dagster as dg
 import pandas as pd
 
