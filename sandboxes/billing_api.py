@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import copy
-import ipaddress
 import json
 import random
 import signal
@@ -59,11 +58,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
+
+from sandboxes._http import SandboxServer, check_host
 
 API_VERSION = "2025-03-31.basil"
 EMBEDDED_LINES = 10
@@ -1287,45 +1288,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(exc.status, _dumps({"error": err}), headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, address, state: BillingState, verbose: bool = False):
-        self.state = state
-        self.verbose = verbose
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address):
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request):
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = list(self._conns), set()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def _check_host(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"
-    if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"the sandbox binds to a loopback address only, not {host!r}")
-    return host
+class _Server(SandboxServer):
+    handler = _Handler
 
 
 def _prepare_folder(
@@ -1372,7 +1336,7 @@ class BillingSandbox:
         folder, self._tmp = _prepare_folder(data_dir, subscriptions, seed, year, bad_rows)
         self.data_dir = folder
         self.state = BillingState(folder)
-        self._server = _Server((_check_host(host), port), self.state, verbose)
+        self._server = _Server((check_host(host), port), self.state, verbose)
         h, p = self._server.server_address[:2]
         self.url = f"http://{h}:{p}"
         self._thread = threading.Thread(
@@ -1458,7 +1422,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     folder, tmp = _prepare_folder(a.data_dir, a.subscriptions, a.seed, a.year, a.bad_rows)
     state = BillingState(folder)
-    server = _Server((_check_host(a.host), a.port), state, a.verbose)
+    server = _Server((check_host(a.host), a.port), state, a.verbose)
     host, port = server.server_address[:2]
 
     def _stop(signum, frame):

@@ -44,20 +44,20 @@ import argparse
 import collections
 import dataclasses
 import datetime as dt
-import ipaddress
 import json
 import os
 import random
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from sandboxes._http import SandboxServer, check_host
 
 DEFAULT_ACCOUNTS: frozenset[str] = frozenset(
     "1000 1100 1150 2150 2300 2400 4000 4900 4910 4920 7900".split()
@@ -632,45 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
         return 204, {"Location": f"http://{host}{JOURNAL_PATH}{internal_id}"}, None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, address, state: ErpState, verbose: bool = False):
-        self.state = state
-        self.verbose = verbose
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address):
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request):
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = list(self._conns), set()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def _check_host(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"
-    if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"the sandbox binds to a loopback address only, not {host!r}")
-    return host
+class _Server(SandboxServer):
+    handler = _Handler
 
 
 # --------------------------------------------------------------------------------------------
@@ -695,7 +658,7 @@ class ErpSandbox:
         **faults,
     ):
         self.state = ErpState(db_path, FaultConfig(**faults))
-        self._server = _Server((_check_host(host), port), self.state, verbose)
+        self._server = _Server((check_host(host), port), self.state, verbose)
         h, p = self._server.server_address[:2]
         self.url = f"http://{h}:{p}"
         self._thread = threading.Thread(
@@ -796,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.accounts:
         faults["accounts"] = [s.strip() for s in a.accounts.split(",") if s.strip()]
     state = ErpState(a.db, FaultConfig(**faults))
-    server = _Server((_check_host(a.host), a.port), state, a.verbose)
+    server = _Server((check_host(a.host), a.port), state, a.verbose)
     host, port = server.server_address[:2]
 
     def _stop(signum, frame):
