@@ -23,6 +23,9 @@ Rules
   ``period.start == period.end`` gets the one-day service period ``[start, start + 1 day)``.
 - Money: line ``amount`` is net of tax (inclusive tax subtracted) and of discounts / pre-tax
   credits; invoice ``subtotal = total - tax`` where ``tax`` is the sum of the invoice's taxes.
+  Every money column is then converted from Stripe's minor unit to ISO 4217's
+  (``sync_core.stripe.currencies``: ISK and UGX / 100, MGA x 100); an amount with no exact
+  equivalent is quarantined under ``stripe_minor_units`` with the field named, never rounded.
 - Entity: ``entity_of(obj)`` (default ``metadata.legal_entity``), else ``default_entity``;
   lines take their document's entity, payments their invoice's entity when it is known.
 - FX: ``metadata.fx_rate`` when present, else ``fx_rates(currency, functional, date)`` when the
@@ -42,6 +45,7 @@ import pandas as pd
 from sync_core.contracts.models import FX_RATE
 from sync_core.contracts.validate import DEFAULT_OWNER, EXCEPTION_COLUMNS, OWNER
 from sync_core.filedrop import file_columns
+from sync_core.stripe.currencies import RULE_MINOR_UNITS, InexactAmount, iso_row
 
 DAY_S = 86_400
 RULE_REQUIRED = "stripe_required_field"
@@ -285,6 +289,13 @@ class _Run:
             raise _Bad("metadata.legal_entity", "no legal entity (and no default entity)")
         return str(e)
 
+    def iso(self, object_name: str, row: dict) -> dict:
+        """``row`` with its money in ISO 4217 minor units (Stripe's special cases)."""
+        try:
+            return iso_row(object_name, row)
+        except InexactAmount as exc:
+            raise _Bad(exc.field, exc.problem, RULE_MINOR_UNITS) from None
+
     def fx(self, obj: Mapping, currency: str, entity: str, when: int) -> str:
         meta = _dig(obj, "metadata.fx_rate")
         if meta not in (None, ""):
@@ -395,7 +406,8 @@ class _Run:
                 product = _ref(p.get("product")) or _ref(_dig(plan, "product"))
                 if product is None:
                     raise _Bad("price.product")
-                self.rows["subscription_contracts"].append(
+                row = self.iso(
+                    "subscription_contracts",
                     {
                         "entity_id": entity,
                         "contract_id": iid,
@@ -410,8 +422,9 @@ class _Run:
                         "quantity": _int(qty, "quantity"),
                         "currency": _ccy(p.get("currency") or s.get("currency")),
                         "metered": metered,
-                    }
+                    },
                 )
+                self.rows["subscription_contracts"].append(row)
             except _Bad as exc:
                 self.bad("subscription_contracts", iid or sid, entity, created, exc)
 
@@ -463,6 +476,7 @@ class _Run:
                 "total": total,
                 "fx_rate": self.fx(inv, currency, entity, finalized),
             }
+            row = self.iso("invoices", row)
         except _Bad as exc:
             self.bad("invoices", iid, entity, fin, exc)
             return
@@ -588,24 +602,27 @@ class _Run:
                     "period.start == period.end (one-off item): service period set to one day "
                     "[start, start + 1 day)",
                 )
-            return {
-                "entity_id": inv["entity_id"],
-                "line_key": key,
-                "line_id": lid,
-                "invoice_id": inv["invoice_id"],
-                "subscription_id": sub,
-                "subscription_item_id": item,
-                "product_id": product,
-                "line_type": kind,
-                "proration": proration,
-                "quantity": _int(ln.get("quantity"), "quantity"),
-                "amount": amount,
-                "tax_amount": tax,
-                "tax_behavior": "inclusive" if inclusive else "exclusive",
-                "currency": _ccy(ln.get("currency") or inv["currency"]),
-                "period_start": start,
-                "period_end": end,
-            }
+            return self.iso(
+                "invoice_lines",
+                {
+                    "entity_id": inv["entity_id"],
+                    "line_key": key,
+                    "line_id": lid,
+                    "invoice_id": inv["invoice_id"],
+                    "subscription_id": sub,
+                    "subscription_item_id": item,
+                    "product_id": product,
+                    "line_type": kind,
+                    "proration": proration,
+                    "quantity": _int(ln.get("quantity"), "quantity"),
+                    "amount": amount,
+                    "tax_amount": tax,
+                    "tax_behavior": "inclusive" if inclusive else "exclusive",
+                    "currency": _ccy(ln.get("currency") or inv["currency"]),
+                    "period_start": start,
+                    "period_end": end,
+                },
+            )
         except _Bad as exc:
             self.bad("invoice_lines", key, inv["entity_id"], inv["finalized_at"], exc)
             return None
@@ -676,6 +693,7 @@ class _Run:
                 "out_of_band_amount": oob,
                 "reason": cn.get("reason") or None,
             }
+            row = self.iso("credit_notes", row)
         except _Bad as exc:
             self.bad("credit_notes", cid, entity, issued, exc)
             return
@@ -706,15 +724,18 @@ class _Run:
                 credits = _sum_amounts(ln["discount_amounts"], "discount_amounts")
             else:
                 credits = _int(ln.get("discount_amount") or 0, "discount_amount")
-            return {
-                "entity_id": cn["entity_id"],
-                "credit_note_line_id": lid,
-                "credit_note_id": cn["credit_note_id"],
-                "invoice_line_key": f"{cn['invoice_id']}/{il}" if il else None,
-                "amount": _int(ln.get("amount"), "amount") - credits - inclusive_tax,
-                "tax_amount": tax,
-                "currency": cn["currency"],
-            }
+            return self.iso(
+                "credit_note_lines",
+                {
+                    "entity_id": cn["entity_id"],
+                    "credit_note_line_id": lid,
+                    "credit_note_id": cn["credit_note_id"],
+                    "invoice_line_key": f"{cn['invoice_id']}/{il}" if il else None,
+                    "amount": _int(ln.get("amount"), "amount") - credits - inclusive_tax,
+                    "tax_amount": tax,
+                    "currency": cn["currency"],
+                },
+            )
         except _Bad as exc:
             self.bad("credit_note_lines", lid, cn["entity_id"], cn["issued_at"], exc)
             return None
@@ -749,7 +770,8 @@ class _Run:
         if customer is None:
             raise _Bad("customer")
         currency = _ccy(obj.get("currency"))
-        self.rows["payments"].append(
+        row = self.iso(
+            "payments",
             {
                 "entity_id": entity,
                 "payment_id": pid,
@@ -762,8 +784,9 @@ class _Run:
                 "created_at": created,
                 "status": status,
                 "fx_rate": self.fx(obj, currency, entity, created),
-            }
+            },
         )
+        self.rows["payments"].append(row)
 
     def invoice_payment(self, ip: Mapping, seen: set[str]) -> None:
         """An invoice payment whose charge was not listed (else the charge row is used)."""
