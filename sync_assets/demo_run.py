@@ -12,28 +12,14 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
-import dagster as dg
-import pandas as pd
+from sync_assets import runner
+from sync_assets.definitions import LOCAL, build_resources
+from sync_assets.runner import summary  # noqa: F401 - the demo's summary (tests, README)
 
-from sync_assets.definitions import ALL_ASSETS, LOCAL, build_resources
-from sync_assets.partitions import entity_partitions, partition_key
-
-INGEST = [
-    "customers", "subscription_contracts", "usage_events", "usage_daily", "invoices",
-    "invoice_lines", "credit_notes", "credit_note_lines", "payments",
-]  # fmt: skip
-DERIVED = ["revenue_schedules", "revenue_rollforward", "deferred_revenue_waterfall", "erp_postings"]
-
-
-def _instance() -> dg.DagsterInstance:
-    if not os.getenv("DAGSTER_HOME"):
-        home = LOCAL / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+INGEST = runner.ingest_assets()  # from the asset graph (sync_assets/runner.py)
+DERIVED = runner.derived_assets()
 
 
 def _ensure_source(folder: Path, subscriptions: int, seed: int, year: int) -> None:
@@ -49,23 +35,6 @@ def _ensure_source(folder: Path, subscriptions: int, seed: int, year: int) -> No
     manifest.write_text(json.dumps(wanted))
     rows = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"generated demo platform in {folder} ({time.perf_counter() - t:.1f}s): {rows}")
-
-
-def _materialize(instance, resources, selection, key=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            ALL_ASSETS,
-            selection=selection,
-            partition_key=key,
-            instance=instance,
-            resources=resources,
-            raise_on_error=True,
-            tags={"sync/trigger": "demo"},
-            # progress is ours to print; the run's events are in the instance (make ui)
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,58 +69,23 @@ def _run_demo(args) -> int:
     source = resources["billing_source"].process_config_and_initialize()
     if source.kind == "demo":
         _ensure_source(Path(source.path), args.subscriptions, args.seed, args.year)
-    instance = _instance()
+    instance = runner.instance()
     wh = resources["warehouse"].process_config_and_initialize().get()
     print(f"instance: {instance.root_directory} ({type(instance.run_storage).__name__})")
     print(f"warehouse: {wh.engine.url.render_as_string(hide_password=True)}")
 
-    t0 = time.perf_counter()
-    _materialize(instance, resources, ["legal_entities"])
+    runner.materialize(instance, resources, ["legal_entities"])
     entities = sorted(wh.read("legal_entities")["entity_id"])
-    known = set(instance.get_dynamic_partitions(entity_partitions.name))
-    if new := [e for e in entities if e not in known]:
-        instance.add_dynamic_partitions(entity_partitions.name, new)
+    runner.add_entities(instance, entities)
     periods = [f"{args.year}-{m:02d}-01" for m in range(1, 13)]
     keys = [(e, p) for e in entities for p in periods]
-
-    for stage, selection in (("ingest", INGEST), ("recognize+post", DERIVED)):
-        for i, (entity, period) in enumerate(keys, start=1):
-            t = time.perf_counter()
-            _materialize(instance, resources, selection, partition_key(entity, period))
-            print(
-                f"[{stage:>14} {i:>2}/{len(keys)}] {entity} {period[:7]} "
-                f"{time.perf_counter() - t:5.2f}s",
-                flush=True,
-            )
+    took = runner.run_stages(instance, resources, keys, keys, say=lambda m: print(m, flush=True))
     print(
         f"materialized {len(keys)} partitions x {len(INGEST) + len(DERIVED)} assets "
-        f"in {time.perf_counter() - t0:.1f}s\n"
+        f"in {took:.1f}s\n"
     )
-    print(summary(wh).to_string(index=False))
-    erp = resources["erp"].process_config_and_initialize()
-    ledger, queue = erp.ledger().journals(), erp.queue().open()
-    print(
-        f"\nERP target {erp.target}: {len(ledger)} journals posted "
-        f"({int(ledger['correction'].sum()) if len(ledger) else 0} corrections, "
-        f"{int(ledger['reverses'].notna().sum()) if len(ledger) else 0} reversals); "
-        f"{len(queue)} open posting exceptions"
-        + (
-            ": " + ", ".join(f"{k} {v}" for k, v in queue["reason_code"].value_counts().items())
-            if len(queue)
-            else ""
-        )
-    )
+    runner.print_summary(resources)
     return 0
-
-
-def summary(wh) -> pd.DataFrame:
-    """Billings, revenue, deferred and unbilled balances per entity, period and currency, with
-    the journals and open exceptions of the partition."""
-    from sync_core.reports import period_summary
-
-    return period_summary(
-        wh.read("revenue_schedules"), wh.read("erp_postings"), wh.read("exceptions")
-    )
 
 
 if __name__ == "__main__":

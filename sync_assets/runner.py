@@ -1,0 +1,149 @@
+"""Running the partitioned chain outside a sensor: what `make demo` and `billing-sync run` share.
+
+A run is two stages over a list of legal entity x month partitions: the **ingest** stage
+materializes the billing assets (every partitioned asset of the ``billing`` group) of each
+ingest partition, then the **derived** stage materializes every other partitioned asset
+(revenue, accounting lines, proposals, postings, reconciliation, ...) of each derived
+partition, so that every period's schedule sees the documents of every period. Both lists
+come from the asset graph, never from a hand-written list, so an asset added to the code
+location joins both commands without a change here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from functools import cache
+
+import dagster as dg
+import pandas as pd
+
+from sync_assets.billing import GROUP as INGEST_GROUP
+from sync_assets.definitions import ALL_ASSETS, LOCAL, defs
+from sync_assets.partitions import entity_partitions, partition_key
+
+Partition = tuple[str, str]  # (entity, "YYYY-MM-01")
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@cache
+def _partitioned_assets() -> tuple[tuple[str, bool], ...]:
+    """(asset name, is ingest) for every partitioned asset, in dependency order."""
+    graph = defs.resolve_asset_graph()
+    out = []
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        if node.partitions_def is not None:
+            out.append((key.to_user_string(), node.group_name == INGEST_GROUP))
+    return tuple(out)
+
+
+def ingest_assets() -> list[str]:
+    """The partitioned assets of the billing group: read and validate the source."""
+    return [name for name, ingest in _partitioned_assets() if ingest]
+
+
+def derived_assets() -> list[str]:
+    """Every partitioned asset that is not an ingest asset."""
+    return [name for name, ingest in _partitioned_assets() if not ingest]
+
+
+def instance() -> dg.DagsterInstance:
+    """The configured instance ($DAGSTER_HOME; .local/dagster_home when unset)."""
+    if not os.getenv("DAGSTER_HOME"):
+        home = LOCAL / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def materialize(instance, resources, selection, key=None, trigger: str = "demo"):
+    """One in-process run of ``selection`` (one partition, or unpartitioned assets)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            ALL_ASSETS,
+            selection=selection,
+            partition_key=key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=True,
+            tags={"sync/trigger": trigger},
+            # progress is ours to print; the run's events are in the instance (make ui)
+            run_config=QUIET,
+        )
+
+
+def add_entities(instance, entities: Iterable[str]) -> list[str]:
+    """Add legal entities the instance does not know yet as dynamic partitions."""
+    known = set(instance.get_dynamic_partitions(entity_partitions.name))
+    new = sorted({e for e in entities if e not in known})
+    if new:
+        instance.add_dynamic_partitions(entity_partitions.name, new)
+    return new
+
+
+def run_stages(
+    instance,
+    resources,
+    ingest: list[Partition],
+    derived: list[Partition],
+    trigger: str = "demo",
+    say: Callable[[str], None] = print,
+) -> float:
+    """Ingest stage over ``ingest``, then the derived stage over ``derived``; seconds taken."""
+    t0 = time.perf_counter()
+    stages = (("ingest", ingest_assets(), ingest), ("recognize+post", derived_assets(), derived))
+    for stage, selection, keys in stages:
+        for i, (entity, period) in enumerate(keys, start=1):
+            t = time.perf_counter()
+            materialize(instance, resources, selection, partition_key(entity, period), trigger)
+            say(
+                f"[{stage:>14} {i:>3}/{len(keys)}] {entity} {period[:7]} "
+                f"{time.perf_counter() - t:5.2f}s"
+            )
+    return time.perf_counter() - t0
+
+
+def summary(wh, partitions: Iterable[Partition] | None = None) -> pd.DataFrame:
+    """Billings, revenue, deferred and unbilled balances per entity, period and currency, with
+    the journals and open exceptions of the partition; only ``partitions`` when given."""
+    from sync_core.reports import period_summary
+
+    out = period_summary(
+        wh.read("revenue_schedules"), wh.read("erp_postings"), wh.read("exceptions")
+    )
+    if partitions is not None:
+        wanted = {(e, p[:7]) for e, p in partitions}
+        out = out[[k in wanted for k in zip(out["entity"], out["period"])]]
+    return out.reset_index(drop=True)
+
+
+def erp_line(erp, entities: Iterable[str] | None = None) -> str:
+    """What reached the ERP: journals posted, corrections, reversals, open exceptions."""
+    ledger, queue = erp.ledger().journals(), erp.queue().open()
+    if entities is not None:
+        keep = set(entities)
+        ledger = ledger[ledger["entity_id"].isin(keep)] if len(ledger) else ledger
+        queue = queue[queue["entity_id"].isin(keep)] if len(queue) else queue
+    corrections = int(ledger["correction"].sum()) if len(ledger) else 0
+    reversals = int(ledger["reverses"].notna().sum()) if len(ledger) else 0
+    reasons = (
+        ": " + ", ".join(f"{k} {v}" for k, v in queue["reason_code"].value_counts().items())
+        if len(queue)
+        else ""
+    )
+    return (
+        f"ERP target {erp.target}: {len(ledger)} journals posted ({corrections} corrections, "
+        f"{reversals} reversals); {len(queue)} open posting exceptions{reasons}"
+    )
+
+
+def print_summary(resources, partitions=None, entities=None, say=print) -> None:
+    """The per-entity, per-period summary and what reached the ERP."""
+    wh = resources["warehouse"].process_config_and_initialize().get()
+    table = summary(wh, partitions)
+    say(table.to_string(index=False) if len(table) else "(no revenue schedule rows)")
+    say("\n" + erp_line(resources["erp"].process_config_and_initialize(), entities))
