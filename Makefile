@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 INSTANCE_YAML := dagster_sqlite.yaml
 endif
 
-.PHONY: demo test ui bench lint validate instance clean
+.PHONY: demo sync test ui bench lint validate instance clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ instance:
 
 demo: $(STAMP) instance
 	$(BIN)/python -m sync_assets.demo_run $(DEMO_ARGS)
+
+# a finance user's own case: `make sync SOURCE=path/to/drop [SYNC_ARGS="--entity US01 --from 2025-01 --to 2025-03"]`
+sync: $(STAMP) instance
+	@test -n "$(SOURCE)" || { echo "usage: make sync SOURCE=PATH (a file-drop folder, docs/data-contract.md)"; exit 2; }
+	$(BIN)/billing-sync run --source "$(SOURCE)" $(SYNC_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
