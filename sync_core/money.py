@@ -1,10 +1,21 @@
-"""Exact money: ISO 4217 currencies, minor units and largest-remainder allocation."""
+"""Exact money: ISO 4217 currencies, minor units, bounds and largest-remainder allocation.
+
+Bounds: one amount is at most ``MAX_AMOUNT`` (10**15) minor units in absolute value, i.e.
+10 trillion of a two-decimal currency, four orders of magnitude above Stripe's largest charge
+(12 digits, IDR) and the contract's limit on every money column. A sum of bounded amounts
+still wraps int64 after about 9,200 of them, and pandas / numpy int64 sums wrap silently, so
+a sum that ends in the ledger (a balance, a journal total) goes through :func:`checked_sum`
+or :func:`checked_group_sum`, which are exact and raise :class:`AmountOverflow` naming what
+overflowed instead of wrapping.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
+import pandas as pd
 
 # Active ISO 4217 codes (2024 list). Exponent 2 unless listed in _EXPONENTS.
 _CODES = """
@@ -25,9 +36,70 @@ _EXPONENTS = {
 }
 CURRENCIES: frozenset[str] = frozenset(_CODES)
 
+MAX_AMOUNT = 10**15  # |one amount| in minor units (contract bound, engine pre-check)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_NEAR = 2.0**62  # a float64 sum this large may be near the int64 edge: sum exactly
+_SLACK = 2.0**40  # float64 error on any sum of bounded int64 values is far below this
+
 
 class UnknownCurrency(ValueError):
     pass
+
+
+class AmountOverflow(OverflowError):
+    """A sum of minor units that does not fit int64 (it would have wrapped)."""
+
+
+def _exact(values: np.ndarray) -> int:
+    return sum(int(v) for v in values.tolist())
+
+
+def _overflow(what: str, total: int) -> AmountOverflow:
+    return AmountOverflow(
+        f"{what}: the sum {total} minor units does not fit a 64-bit integer "
+        f"(limit {INT64_MAX}); it would have wrapped"
+    )
+
+
+def checked_sum(values, what: str) -> int:
+    """The exact sum of integer minor units, or :class:`AmountOverflow` naming ``what``.
+
+    int64 arrays are summed by numpy and cross-checked against a float64 sum: a wrapped sum
+    differs by 2**64, a sum near the edge is recomputed exactly with Python integers. Object
+    arrays (Python ints) are summed exactly.
+    """
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        total = _exact(arr)
+    else:
+        fast = int(arr.sum(dtype=np.int64))
+        approx = float(arr.sum(dtype=np.float64))
+        near = abs(approx) >= _NEAR or abs(approx - fast) > _SLACK
+        total = _exact(arr) if near else fast
+    if not INT64_MIN <= total <= INT64_MAX:
+        raise _overflow(what, total)
+    return total
+
+
+def checked_group_sum(
+    frame: pd.DataFrame, by: str | Sequence[str], columns: str | Sequence[str], what: str
+) -> pd.DataFrame:
+    """``frame.groupby(by)[columns].sum()`` as int64, exact, or :class:`AmountOverflow`
+    naming ``what``, the column and the group. Groups come out sorted, as pandas sorts them."""
+    cols = [columns] if isinstance(columns, str) else list(columns)
+    grouped = frame.groupby(by, sort=True, dropna=False)
+    fast = grouped[cols].sum().astype(np.int64)
+    codes = grouped.ngroup().to_numpy()
+    for col in cols:
+        weights = pd.to_numeric(frame[col]).to_numpy(dtype=np.float64, na_value=0.0)
+        approx = np.bincount(codes, weights=weights, minlength=len(fast))
+        f = fast[col].to_numpy(np.float64)
+        for g in np.flatnonzero((np.abs(approx) >= _NEAR) | (np.abs(approx - f) > _SLACK)):
+            exact = checked_sum(
+                frame[col].to_numpy()[codes == g], f"{what} ({col}, {by}={fast.index[g]!r})"
+            )
+            fast.iloc[g, fast.columns.get_loc(col)] = exact
+    return fast
 
 
 def exponent(currency: str) -> int:
