@@ -27,7 +27,7 @@ import pytest
 
 from sync_core.contracts import CONTRACT_VERSION, MODELS, UsageDailyModel, split_valid
 from sync_core.contracts.validate import EXCEPTION_COLUMNS, SOURCE_ID
-from sync_core.money import exponent
+from sync_core.money import MAX_AMOUNT, exponent
 
 # usage_daily is not in MODELS (not a file-drop object) but is part of the contract.
 OBJECTS = {**MODELS, "usage_daily": UsageDailyModel}
@@ -508,7 +508,35 @@ def _integer_cases() -> list[Case]:
     ]
 
 
-CASES = _value_cases() + _null_cases() + _integer_cases()
+def _bound_cases() -> list[Case]:
+    """Every money column one minor unit beyond the bound (MAX_AMOUNT, 10**15); where a row
+    rule ties the column to others, they are moved with it when they can be."""
+    over, c = MAX_AMOUNT + 1, Case
+    row_inv, row_cn = ("total_is_subtotal_plus_tax",), ("settlement_matches_total",)
+    return [
+        c("subscription_contracts", "unit_amount.less_than_or_equal_to", {"unit_amount": over}),
+        c("invoices", "subtotal.in_range", {"subtotal": over, "tax": 3410 - over}),
+        c("invoices", "tax.in_range", {"tax": over, "subtotal": 3410 - over}),
+        c("invoices", "total.in_range", {"total": over, "subtotal": over - 310}),
+        c("invoice_lines", "amount.in_range", {"amount": -over}),
+        c("invoice_lines", "tax_amount.in_range", {"tax_amount": over}),
+        c("credit_notes", "subtotal.less_than_or_equal_to", {"subtotal": over}, also=row_inv),
+        c("credit_notes", "tax.less_than_or_equal_to", {"tax": over}, also=row_inv),
+        c("credit_notes", "total.less_than_or_equal_to",
+          {"total": over, "subtotal": over - 100, "credit_balance_amount": over - 1100}),
+        c("credit_notes", "refund_amount.less_than_or_equal_to", {"refund_amount": over},
+          also=row_cn),
+        c("credit_notes", "credit_balance_amount.less_than_or_equal_to",
+          {"credit_balance_amount": over}, also=row_cn),
+        c("credit_notes", "out_of_band_amount.less_than_or_equal_to",
+          {"out_of_band_amount": over}, also=row_cn),
+        c("credit_note_lines", "amount.less_than_or_equal_to", {"amount": over}),
+        c("credit_note_lines", "tax_amount.less_than_or_equal_to", {"tax_amount": over}),
+        c("payments", "amount.less_than_or_equal_to", {"amount": over}),
+    ]  # fmt: skip
+
+
+CASES = _value_cases() + _null_cases() + _integer_cases() + _bound_cases()
 
 
 def contract_rules(object_type: str) -> set[str]:

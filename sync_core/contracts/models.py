@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from sync_core.money import CURRENCIES
+from sync_core.money import CURRENCIES, MAX_AMOUNT
 
 CONTRACT_VERSION = "1.0.0"
 
@@ -37,6 +37,12 @@ LINE_TYPES = ["subscription", "invoiceitem", "usage"]
 CREDIT_NOTE_TYPES = ["pre_payment", "post_payment"]
 PAYMENT_KINDS = ["payment", "refund"]
 RECOGNITION_METHODS = ["day", "millisecond", "month"]
+
+
+# every money column: |amount| <= MAX_AMOUNT minor units (sync_core.money), so that sums of
+# many amounts are checked for int64 overflow instead of wrapping (docs/data-contract.md)
+def _money():
+    return pa.Field(in_range={"min_value": -MAX_AMOUNT, "max_value": MAX_AMOUNT})
 
 
 class _Base(pa.DataFrameModel):
@@ -83,7 +89,7 @@ class SubscriptionContractModel(_Partitioned):
     plan_id: Series[str]
     price_id: Series[str]
     interval: Series[str] = pa.Field(isin=["month", "year"])
-    unit_amount: Series[int] = pa.Field(ge=0)
+    unit_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
     quantity: Series[int] = pa.Field(ge=0)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
     metered: Series[pd.BooleanDtype]
@@ -121,9 +127,9 @@ class InvoiceModel(_Partitioned):
     status: Series[str] = pa.Field(isin=INVOICE_STATUSES)
     finalized_at: Series[UTC]  # type: ignore[valid-type]
     voided_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
-    subtotal: Series[int]
-    tax: Series[int]  # negative on an invoice made of proration credits
-    total: Series[int]
+    subtotal: Series[int] = _money()
+    tax: Series[int] = _money()  # negative on an invoice made of proration credits
+    total: Series[int] = _money()
     fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)  # functional per unit
 
     @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
@@ -147,8 +153,8 @@ class InvoiceLineModel(_Partitioned):
     line_type: Series[str] = pa.Field(isin=LINE_TYPES)
     proration: Series[pd.BooleanDtype]
     quantity: Series[int] = pa.Field(ge=0)
-    amount: Series[int]  # net of tax; negative for proration credits
-    tax_amount: Series[int]
+    amount: Series[int] = _money()  # net of tax; negative for proration credits
+    tax_amount: Series[int] = _money()
     tax_behavior: Series[str] = pa.Field(isin=["exclusive", "inclusive"])
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
     period_start: Series[UTC]  # type: ignore[valid-type]
@@ -169,12 +175,12 @@ class CreditNoteModel(_Partitioned):
     status: Series[str] = pa.Field(isin=["issued", "void"])
     issued_at: Series[UTC]  # type: ignore[valid-type]
     voided_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
-    subtotal: Series[int] = pa.Field(ge=0)
-    tax: Series[int] = pa.Field(ge=0)
-    total: Series[int] = pa.Field(ge=0)
-    refund_amount: Series[int] = pa.Field(ge=0)
-    credit_balance_amount: Series[int] = pa.Field(ge=0)
-    out_of_band_amount: Series[int] = pa.Field(ge=0)
+    subtotal: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    tax: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    total: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    refund_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    credit_balance_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    out_of_band_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
     reason: Series[str] = pa.Field(nullable=True)
 
     @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
@@ -200,8 +206,8 @@ class CreditNoteLineModel(_Partitioned):
     credit_note_line_id: Series[str] = pa.Field(unique=True)
     credit_note_id: Series[str]
     invoice_line_key: Series[str] = pa.Field(nullable=True)  # null: spread pro rata
-    amount: Series[int] = pa.Field(ge=0)
-    tax_amount: Series[int] = pa.Field(ge=0)
+    amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    tax_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
 
 
@@ -211,7 +217,7 @@ class PaymentModel(_Partitioned):
     customer_id: Series[str]
     invoice_id: Series[str] = pa.Field(nullable=True)
     credit_note_id: Series[str] = pa.Field(nullable=True)
-    amount: Series[int] = pa.Field(gt=0)
+    amount: Series[int] = pa.Field(gt=0, le=MAX_AMOUNT)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
     created_at: Series[UTC]  # type: ignore[valid-type]
     status: Series[str] = pa.Field(isin=["succeeded", "failed"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sync_core.contracts.validate import EXCEPTION_COLUMNS
-from sync_core.money import CURRENCIES
+from sync_core.money import CURRENCIES, MAX_AMOUNT
 from sync_core.revenue.periods import instants_ns, is_nat, month_of_ns
 from sync_core.revenue.schedule import METHODS
 
@@ -120,12 +120,14 @@ def _exceptions(df: pd.DataFrame, mask, object_type: str, rule: str, message) ->
 
 
 def _integers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, ok mask): NaN, non-numbers and non-integers are not ok."""
+    """(int64 values, ok mask): NaN, non-numbers, non-integers and amounts beyond the
+    contract's bound (|v| <= MAX_AMOUNT, sync_core.money) are not ok."""
     s = pd.Series(values, copy=False)
     if s.dtype.kind in "iu":
-        return s.to_numpy(dtype=np.int64), np.ones(len(s), dtype=bool)
+        ok = ((s <= MAX_AMOUNT) & (s >= -MAX_AMOUNT)).fillna(False).to_numpy(dtype=bool)
+        return np.where(ok, s.to_numpy(dtype=np.int64, na_value=0), 0), ok
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = np.isfinite(num) & (num == np.floor(num)) & (np.abs(num) < 2.0**63)
+    ok = np.isfinite(num) & (num == np.floor(num)) & (np.abs(num) <= MAX_AMOUNT)
     out = np.zeros(len(s), dtype=np.int64)
     if s.dtype == object:  # exact Python integers stay exact
         for i in np.flatnonzero(ok):
