@@ -52,6 +52,7 @@ class ColumnSpec:
     name: str
     kind: str  # str | int | bool | timestamp
     nullable: bool
+    default: object = None  # an optional column's value when the file leaves it out
 
 
 def file_columns(object_name: str) -> list[ColumnSpec]:
@@ -70,7 +71,7 @@ def file_columns(object_name: str) -> list[ColumnSpec]:
             kind = "bool"
         else:
             kind = "str"
-        specs.append(ColumnSpec(name, kind, bool(col.nullable)))
+        specs.append(ColumnSpec(name, kind, bool(col.nullable), col.default))
     return specs
 
 
@@ -162,6 +163,9 @@ def _parse(path: Path, raw: pd.DataFrame, object_name: str) -> pd.DataFrame:
     out = {}
     for spec in file_columns(object_name):
         if spec.name not in raw.columns:
+            if spec.default is not None:  # optional with a default (balance_applied: 0)
+                out[spec.name] = pd.array([spec.default] * len(raw), dtype="Int64")
+                continue
             if spec.nullable:
                 out[spec.name] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
                 continue

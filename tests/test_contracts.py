@@ -132,6 +132,7 @@ def invoice(n: int) -> dict[str, Any]:
         "tax": 310,
         "total": 3410,
         "fx_rate": "1",
+        "balance_applied": 0,
     }
 
 
@@ -189,6 +190,8 @@ def credit_note_line(n: int) -> dict[str, Any]:
         "amount": 1000,
         "tax_amount": 100,
         "currency": "USD",
+        "period_start": None,
+        "period_end": None,
     }
 
 
@@ -359,6 +362,8 @@ def _value_cases() -> list[Case]:
         c("invoices", "fx_rate.str_matches", {"fx_rate": "0.0"}, label="zero-decimal"),
         c("invoices", "fx_rate.str_matches", {"fx_rate": "00.000"}, label="zero-padded"),
         c("invoices", "total_is_subtotal_plus_tax", {"total": 3400}),
+        c("invoices", "balance_applied.greater_than_or_equal_to", {"balance_applied": -1}),
+        c("invoices", "balance_applied_within_total", {"balance_applied": 3411}),
         c("invoices", "void_has_voided_at", {"status": "void"}, label="void-without-date"),
         c(
             "invoices",
@@ -463,6 +468,18 @@ def _value_cases() -> list[Case]:
         c("credit_note_lines", "amount.greater_than_or_equal_to", {"amount": -1}),
         c("credit_note_lines", "tax_amount.greater_than_or_equal_to", {"tax_amount": -1}),
         c("credit_note_lines", "currency.isin", {"currency": "XXX"}),
+        c(
+            "credit_note_lines",
+            "service_period_complete",
+            {"period_start": ts("2025-04-01")},
+            label="start-without-end",
+        ),
+        c(
+            "credit_note_lines",
+            "service_period_complete",
+            {"period_start": ts("2025-05-01"), "period_end": ts("2025-04-01")},
+            label="reversed",
+        ),
         # payments
         c("payments", "payment_id.field_uniqueness", duplicate=True),
         c("payments", "kind.isin", {"kind": "chargeback"}),
@@ -494,7 +511,7 @@ def _null_cases() -> list[Case]:
         Case(ot, f"{name}.not_nullable", {name: None}, also=NULL_ALSO.get(name, ()))
         for ot in sorted(OBJECTS)
         for name, col in schema_columns(ot).items()
-        if not col.nullable
+        if not col.nullable and col.default is None
     ]
 
 
@@ -518,6 +535,8 @@ def _bound_cases() -> list[Case]:
         c("invoices", "subtotal.in_range", {"subtotal": over, "tax": 3410 - over}),
         c("invoices", "tax.in_range", {"tax": over, "subtotal": 3410 - over}),
         c("invoices", "total.in_range", {"total": over, "subtotal": over - 310}),
+        c("invoices", "balance_applied.less_than_or_equal_to", {"balance_applied": over},
+          also=("balance_applied_within_total",)),  # fmt: skip
         c("invoice_lines", "amount.in_range", {"amount": -over}),
         c("invoice_lines", "tax_amount.in_range", {"tax_amount": over}),
         c("credit_notes", "subtotal.less_than_or_equal_to", {"subtotal": over}, also=row_inv),
@@ -547,7 +566,7 @@ def contract_rules(object_type: str) -> set[str]:
         rules |= {f"{name}.{check.name}" for check in col.checks}
         if col.unique:
             rules.add(f"{name}.field_uniqueness")
-        if not col.nullable:
+        if not col.nullable and col.default is None:  # a null in a defaulted column is 0
             rules.add(f"{name}.not_nullable")
     rules |= {f"{name}.integer" for name in integer_columns(object_type)}
     rules |= {check.name for check in schema.checks}
@@ -630,6 +649,19 @@ def test_rule_violation_is_quarantined(case: Case) -> None:
         assert message.startswith(f"column {column} fails {check}"), message
     else:
         assert message == f"record fails the row rule {case.rule}"
+
+
+def test_null_balance_applied_is_zero_not_a_violation() -> None:
+    """An optional money column with a default (contract 1.1): a null is its default."""
+    rows = [
+        invoice(1),
+        {**invoice(2), "balance_applied": None},
+        {**invoice(3), "balance_applied": 500},
+    ]
+    good, exceptions = split_valid(frame("invoices", rows), MODELS["invoices"], "invoices")
+    assert exceptions.empty
+    assert good["balance_applied"].tolist() == [0, 0, 500]
+    assert str(good["balance_applied"].dtype) == "int64"
 
 
 def test_null_in_integer_column_has_the_not_nullable_message() -> None:
@@ -736,6 +768,10 @@ ACCEPTED = [
     ("credit_notes", {"refund_amount": 0, "out_of_band_amount": 1100}),
     ("credit_notes", {"status": "void", "voided_at": ts("2025-03-21")}),
     ("credit_note_lines", {"amount": 0, "tax_amount": 0}),
+    # a prospective credit (Chargebee's future discount) carries its service period
+    ("credit_note_lines", {"period_start": ts("2025-04-01"), "period_end": ts("2025-05-01")}),
+    ("invoices", {"balance_applied": 1100}),  # part of the total paid from credit balance
+    ("invoices", {"balance_applied": 3410}),  # all of it
     ("payments", {"kind": "refund", "invoice_id": None, "credit_note_id": "cn_1", "amount": 1}),
     ("payments", {"status": "failed"}),
     ("legal_entities", {"entity_id": "DE", "recognition_method": "millisecond"}),

@@ -51,8 +51,21 @@ def test_missing_required_column_is_a_parse_error(tmp_path):
         read_object(tmp_path, "invoices")
 
 
+def test_optional_balance_applied_left_out_is_zero_and_read_when_given(tmp_path):
+    write(tmp_path, "invoices.csv", INVOICE_HEADER, GOOD_INVOICE)
+    assert read_object(tmp_path, "invoices")["balance_applied"].tolist() == [0]
+    given = tmp_path / "given"
+    given.mkdir()
+    write(given, "invoices.csv", INVOICE_HEADER + ",balance_applied", GOOD_INVOICE + ",1100")
+    assert read_object(given, "invoices")["balance_applied"].tolist() == [1100]
+    write(given, "invoices.csv", INVOICE_HEADER + ",balance_applied", GOOD_INVOICE + ",11.00")
+    with pytest.raises(FileDropParseError, match="field 'balance_applied': expected an integer"):
+        read_object(given, "invoices")
+    assert {c.name: c.default for c in file_columns("invoices")}["balance_applied"] == 0
+
+
 def test_ndjson_reads_like_csv_and_reports_bad_json_line(tmp_path):
-    cols = [c.name for c in file_columns("invoices")]
+    cols = INVOICE_HEADER.split(",")  # the optional columns are left out, as in the CSV
     rec = dict(zip(cols, GOOD_INVOICE.split(","), strict=True))
     rec.update(voided_at=None, subtotal=3100, tax=310, total=3410)
     (tmp_path / "invoices.ndjson").write_text(json.dumps(rec) + "\n")

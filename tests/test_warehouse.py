@@ -28,6 +28,7 @@ def invoices(*ids, entity="US01", total=1100):
             "tax": [total - 1000] * n,
             "total": [total] * n,
             "fx_rate": ["1"] * n,
+            "balance_applied": [0] * n,
         }
     )
 
@@ -108,3 +109,22 @@ def test_exception_seen_again_keeps_its_first_detection(warehouse_url):
     assert again.loc["in_y", "run_id"] == "run-2"
     wh.replace_partition("US01", P1, {}, exceptions(), scope, run_id="run-3")
     assert wh.read("exceptions", "US01", P1).empty  # fixed at the source: cleared
+
+
+def test_migration_4_adds_the_contract_1_1_columns_to_an_older_database(warehouse_url):
+    """A warehouse created before contract 1.1 gains invoices.balance_applied (0 on the
+    rows it holds) and the credit note lines' service period, once."""
+    wh = Warehouse(warehouse_url)
+    wh.replace_partition("US01", P1, {"invoices": invoices("in_old")})
+    with wh.engine.begin() as conn:  # back to the shape before version 4
+        conn.execute(sa.text('ALTER TABLE invoices DROP COLUMN "balance_applied"'))
+        for col in ("period_start", "period_end"):
+            conn.execute(sa.text(f'ALTER TABLE credit_note_lines DROP COLUMN "{col}"'))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version = 4"))
+    assert migrate(wh.engine) == [4]
+    assert migrate(wh.engine) == []
+    inspector = sa.inspect(wh.engine)
+    assert "balance_applied" in {c["name"] for c in inspector.get_columns("invoices")}
+    cnl = {c["name"] for c in inspector.get_columns("credit_note_lines")}
+    assert {"period_start", "period_end"} <= cnl
+    assert wh.read("invoices", "US01", P1)["balance_applied"].tolist() == [0]

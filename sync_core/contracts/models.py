@@ -16,7 +16,7 @@ from pandera.typing import Series
 
 from sync_core.money import CURRENCIES, MAX_AMOUNT
 
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 _CURRENCIES = sorted(CURRENCIES)
 ENTITY_ID = r"^[A-Z0-9]{2,12}$"
@@ -131,11 +131,20 @@ class InvoiceModel(_Partitioned):
     tax: Series[int] = _money()  # negative on an invoice made of proration credits
     total: Series[int] = _money()
     fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)  # functional per unit
+    # part of the total paid from the customer's credit balance (Stripe: starting_balance -
+    # ending_balance); optional: a null, or a column left out of a file drop, is 0
+    balance_applied: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT, default=0)
 
     @pa.dataframe_check(name="total_is_subtotal_plus_tax", element_wise=False)
     @classmethod
     def total_is_subtotal_plus_tax(cls, df: pd.DataFrame) -> Series[bool]:
         return df["total"] == df["subtotal"] + df["tax"]
+
+    @pa.dataframe_check(name="balance_applied_within_total", element_wise=False)
+    @classmethod
+    def balance_applied_within_total(cls, df: pd.DataFrame) -> Series[bool]:
+        applied = df["balance_applied"]
+        return (applied == 0) | (applied <= df["total"])
 
     @pa.dataframe_check(name="void_has_voided_at", element_wise=False)
     @classmethod
@@ -209,6 +218,17 @@ class CreditNoteLineModel(_Partitioned):
     amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
     tax_amount: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
     currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    # optional service period of the credit (a prospective credit, Chargebee's "future
+    # discount"): the credit reduces revenue over [period_start, period_end) only
+    period_start: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    period_end: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+
+    @pa.dataframe_check(name="service_period_complete", element_wise=False)
+    @classmethod
+    def service_period_complete(cls, df: pd.DataFrame) -> Series[bool]:
+        start, end = df["period_start"], df["period_end"]
+        both = start.notna() & end.notna()
+        return (start.isna() & end.isna()) | (both & (start < end))
 
 
 class PaymentModel(_Partitioned):

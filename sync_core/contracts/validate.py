@@ -122,12 +122,15 @@ def _integer_columns(
     ``<column>.not_nullable``) exception and the integer columns become ``int64``.
     """
     parts, bad = [], pd.Series(False, index=df.index)
+    columns = model.to_schema().columns
     int_cols = [
         (name, col.nullable)
-        for name, col in model.to_schema().columns.items()
+        for name, col in columns.items()
         if str(col.dtype).startswith("int") and name in df.columns
     ]
     for name, nullable in int_cols:
+        if columns[name].default is not None:  # an optional column: a null is its default
+            df = df.assign(**{name: df[name].where(df[name].notna(), columns[name].default)})
         num = pd.to_numeric(df[name], errors="coerce")
         missing = df[name].isna()
         if not nullable:

@@ -814,6 +814,7 @@ class _Platform:
             "tax": self.i_tax,
             "total": self.i_total,
             "fx_rate": self._rate(self.i_ent, self.i_cur, self.i_fin),
+            "balance_applied": np.zeros(self.inv_ids.size, dtype=np.int64),  # none applied
         }
 
     def _invoice_lines_table(self) -> dict[str, np.ndarray]:
@@ -875,6 +876,8 @@ class _Platform:
             "amount": CNL["amount"],
             "tax_amount": CNL["tax"],
             "currency": _CCY[self.i_cur[inv]],
+            "period_start": np.full(inv.size, NULL_TS, dtype=np.int64),  # not prospective
+            "period_end": np.full(inv.size, NULL_TS, dtype=np.int64),
         }
 
     def _payments_table(self) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 | event | lines |
 |---|---|
-| ``invoice_finalized`` | Dr AccountsReceivable (total) / Cr DeferredRevenue (net not yet earned) / Cr UnbilledAccountsReceivable (net earned before billing) / Cr TaxLiability |
+| ``invoice_finalized`` | Dr CustomerBalance (``balance_applied``: paid from the customer's credit balance) + Dr AccountsReceivable (total - applied) / Cr DeferredRevenue (net not yet earned) / Cr UnbilledAccountsReceivable (net earned before billing) / Cr TaxLiability |
 | ``revenue`` (per month) | Dr DeferredRevenue or UnbilledAccountsReceivable / Cr Revenue |
 | ``payment`` | Dr Cash (payment rate) / Cr AccountsReceivable (invoice rate) / FxGainLoss (difference) |
 | ``credit_note`` | Dr CreditNotes (earned part) + Dr DeferredRevenue (unearned part) + Dr TaxLiability / Cr AccountsReceivable (reduction of the amount due, out of band) + Cr CustomerBalance (credited to the customer's balance) + Cr Refunds (to be refunded) |
@@ -127,10 +127,16 @@ def _invoice_finalized(schedule: pd.DataFrame, invoices: pd.DataFrame) -> pd.Dat
         .groupby(rows["invoice_id"])
         .sum()
     )
-    ar_f = inv["invoice_id"].map(net_f).fillna(0).to_numpy(np.int64) + tax_f
+    total_f = inv["invoice_id"].map(net_f).fillna(0).to_numpy(np.int64) + tax_f
+    # the part paid from the customer's credit balance leaves the balance, not AR
+    applied = inv["balance_applied"].to_numpy(np.int64)
+    applied_f = convert_half_even(applied, num, den)
     head = [
         _lines(inv["entity_id"], period, "invoice_finalized", inv["invoice_id"], AR,
-               inv["total"], ar_f, inv["currency"], inv["functional_currency"],
+               inv["total"].to_numpy(np.int64) - applied, total_f - applied_f,
+               inv["currency"], inv["functional_currency"], inv["invoice_id"]),
+        _lines(inv["entity_id"], period, "invoice_finalized", inv["invoice_id"], BALANCE,
+               applied, applied_f, inv["currency"], inv["functional_currency"],
                inv["invoice_id"]),
         _lines(inv["entity_id"], period, "invoice_finalized", inv["invoice_id"], TAX,
                -inv["tax"].to_numpy(np.int64), -tax_f, inv["currency"],
@@ -266,7 +272,8 @@ def _payments(pays, invoices, notes, fin, cn) -> pd.DataFrame:
 
 
 def _ar_due(fin, cn, notes, invoices) -> tuple[pd.Series, pd.Series]:
-    """What each invoice (not void) leaves on AR: its total less its credit notes' AR part."""
+    """What each invoice (not void) leaves on AR: its total less the customer balance applied
+    to it (the AR line of its journal) less its credit notes' AR part."""
     live_inv = invoices.loc[invoices["status"] != "void", "invoice_id"]
     ar = fin[(fin["account"] == AR) & fin["document_id"].isin(live_inv)]
     due = ar.groupby("document_id")["amount"].sum()

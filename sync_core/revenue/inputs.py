@@ -26,7 +26,7 @@ COLUMNS = {
     "legal_entities": ["entity_id", "functional_currency", "recognition_method"],
     "invoices": [
         "invoice_id", "entity_id", "period", "currency", "status", "finalized_at", "voided_at",
-        "subtotal", "tax", "total", "fx_rate",
+        "subtotal", "tax", "total", "fx_rate", "balance_applied",
     ],
     "invoice_lines": [
         "line_key", "invoice_id", "entity_id", "period", "subscription_item_id", "line_type",
@@ -238,12 +238,26 @@ def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataF
     )
     rule(inv["total"].to_numpy() != inv["subtotal"].to_numpy() + inv["tax"].to_numpy(),
          "total_is_subtotal_plus_tax", "total differs from subtotal + tax")  # fmt: skip
+    _check_balance_applied(inv, rule)
     inv["fx_rate"] = rate.astype(object)
     inv = inv[~bad].reset_index(drop=True)
     inv["functional_currency"] = inv["entity_id"].map(ent["functional_currency"])
     inv["method"] = inv["entity_id"].map(ent["recognition_method"])
     inv["is_void"] = inv["status"] == "void"
     return inv
+
+
+def _check_balance_applied(inv: pd.DataFrame, rule) -> None:
+    """``balance_applied`` (null: 0) is a non-negative integer, at most the invoice total."""
+    given = inv["balance_applied"]
+    values, ok = _integers(given.where(given.notna(), 0))
+    rule(~ok | (values < 0), "balance_applied_integer",
+         lambda b: [f"balance_applied {v!r} is not a non-negative integer"
+                    for v in b["balance_applied"]])  # fmt: skip
+    inv["balance_applied"] = values
+    rule((values > 0) & (values > inv["total"].to_numpy()), "balance_applied_within_total",
+         lambda b: [f"balance_applied {a} exceeds the invoice total {t}"
+                    for a, t in zip(b["balance_applied"], b["total"])])  # fmt: skip
 
 
 def _check_lines(lines: pd.DataFrame, inv: pd.DataFrame, exc: list) -> pd.DataFrame:

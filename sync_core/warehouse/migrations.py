@@ -25,9 +25,33 @@ def _reports_and_close(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[TABLES[n] for n in V2_TABLES], checkfirst=True)
 
 
+# version 4: columns added to canonical tables by contract 1.1 (column -> DDL after the type)
+V4_COLUMNS = {
+    ("invoices", "balance_applied"): "NOT NULL DEFAULT 0",  # nothing applied before
+    ("credit_note_lines", "period_start"): "",  # null: not a prospective credit
+    ("credit_note_lines", "period_end"): "",
+}
+
+
+def _balance_applied_and_credit_periods(conn: sa.Connection) -> None:
+    """Add the contract 1.1 columns to a database created before them (a new database got
+    them from migration 1, which creates the current definitions)."""
+    inspector = sa.inspect(conn)
+    for (table, column), extra in V4_COLUMNS.items():
+        if column in {c["name"] for c in inspector.get_columns(table)}:
+            continue
+        ddl = TABLES[table].c[column].type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {ddl} {extra}'))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
+    (
+        4,
+        "invoices.balance_applied, credit_note_lines service period",
+        _balance_applied_and_credit_periods,
+    ),
 ]
 
 
