@@ -8,6 +8,8 @@ Endpoints (JSON; amounts are integer minor units):
   the same across replaces.
 - ``GET /record/v1/journalEntry/eid:{externalId}`` (or ``/{internalId}``): 200 with the journal
   (``id``, the lines, ``version`` = how many times it was written) or 404.
+- ``POST /query/v1/suiteql`` (or ``/services/rest/query/v1/suiteql``): read-only SuiteQL over
+  the journals, the GL read back for reconciliation (:mod:`sandboxes.erp_query`).
 - ``GET /sandbox/journals``, ``GET /sandbox/stats``, ``GET /sandbox/requests`` (recent request
   log), ``POST /sandbox/reset``, ``POST /sandbox/configure`` (JSON body of faults).
 
@@ -57,6 +59,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
+from sandboxes import erp_query
 from sandboxes._http import SandboxServer, check_host
 
 DEFAULT_ACCOUNTS: frozenset[str] = frozenset(
@@ -488,6 +491,9 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = self._sandbox(method, path, body)
             elif path.startswith(JOURNAL_PATH):
                 resp = self._record(method, path[len(JOURNAL_PATH) :], body)
+            elif path in erp_query.QUERY_PATHS and method == "POST":  # the GL read (SuiteQL)
+                host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+                resp = erp_query.suiteql(state, self.headers, urlsplit(self.path).query, body, host)
             else:
                 resp = _error(404, [("NOT_FOUND", f"No resource at {path}.")])
         except Exception as exc:  # noqa: BLE001 - any bug answers 500, like a real server

@@ -22,10 +22,51 @@ class ErpConfig:
         merged.update(self.entities.get(entity_id, {}).get("accounts", {}))
         return {str(k): str(v) for k, v in merged.items()}
 
+    def materiality(self, entity_id: str) -> dict[str, int]:
+        """Reconciliation thresholds of an entity, in minor units of its functional currency:
+        ``{"default": n, <account>: n, ...}`` (the entity's block over ``defaults``)."""
+        base = self.defaults.get("materiality") or {}
+        own = self.entities.get(entity_id, {}).get("materiality") or {}
+        out = {"default": own.get("default", base.get("default", 0))}
+        out.update(base.get("accounts") or {})
+        out.update(own.get("accounts") or {})
+        where = f"materiality of {entity_id}"
+        return {str(k): _threshold(v, f"{where}, {k}") for k, v in out.items()}
+
     def period_policy(self, entity_id: str) -> str:
         return self.entities.get(entity_id, {}).get(
             "period_policy", self.defaults.get("period_policy", "next_open")
         )
+
+
+def _threshold(value, where: str) -> int:
+    """A materiality threshold: a whole number of minor units, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"{where}: threshold {value!r} must be a whole number of minor units >= 0 "
+            "(100 = 1.00 in a two-decimal currency)"
+        )
+    return value
+
+
+def _check_materiality(path, who: str, block, known: set[str]) -> None:
+    m = (block or {}).get("materiality")
+    if m is None:
+        return
+    if not isinstance(m, dict) or set(m) - {"default", "accounts"}:
+        raise ValueError(f"{path}: {who}.materiality must be a mapping of 'default' and 'accounts'")
+    if "default" in m:
+        _threshold(m["default"], f"{path}: {who}.materiality.default")
+    accounts = m.get("accounts") or {}
+    if not isinstance(accounts, dict):
+        raise ValueError(f"{path}: {who}.materiality.accounts must map accounts to thresholds")
+    for account, v in accounts.items():
+        if known and account not in known:
+            raise ValueError(
+                f"{path}: {who}.materiality.accounts.{account}: not a canonical account of "
+                f"the chart ({', '.join(sorted(known))})"
+            )
+        _threshold(v, f"{path}: {who}.materiality.accounts.{account}")
 
 
 def load_erp_config(path: str | Path | None = None) -> ErpConfig:
@@ -40,4 +81,6 @@ def load_erp_config(path: str | Path | None = None) -> ErpConfig:
         policy = (block or {}).get("period_policy")
         if policy is not None and policy not in POLICIES:
             raise ValueError(f"{path}: {who}.period_policy {policy!r} is not one of {POLICIES}")
+        known = set(cfg.defaults.get("accounts") or {}) | set((block or {}).get("accounts") or {})
+        _check_materiality(path, who, block, known)
     return cfg

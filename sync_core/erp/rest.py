@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 log = logging.getLogger(__name__)
 
 JOURNAL_PATH = "/record/v1/journalEntry/"
+QUERY_PATH = "/query/v1/suiteql"  # SuiteQL, read-only (the GL read back)
 MAX_RETRY_AFTER_S = 60.0  # a Retry-After above this is capped (a misbehaving server)
 STATUSES = ("posted", "rejected", "failed")
 
@@ -374,6 +375,52 @@ class RestErpClient:
         if self.max_workers == 1 or len(journals) <= 1:
             return [self._put_safe(j) for j in journals]
         return list(self._pool().map(self._put_safe, journals))
+
+    # reading the GL back (SuiteQL; read-only) -------------------------------------------------
+    def suiteql(self, q: str, page_size: int = 1000) -> list[dict]:
+        """Every row of a SuiteQL query, page by page (``limit``/``offset`` until ``hasMore``
+        is false); 429, 5xx and timeouts are retried like posts, anything else raises."""
+        rows: list[dict] = []
+        offset = 0
+        while True:
+            page = self._query_page(q, page_size, offset)
+            items = page.get("items") or []
+            rows += [{k: v for k, v in i.items() if k != "links"} for i in items]
+            if not page.get("hasMore") or not items:
+                return rows
+            offset += len(items)
+
+    def _query_page(self, q: str, limit: int, offset: int) -> dict:
+        url = f"{self.base_url}{QUERY_PATH}?limit={limit}&offset={offset}"
+        body = json.dumps({"q": q}).encode()
+        for attempt in range(1, self.max_retries + 2):
+            hint = None
+            try:
+                resp = self._session().post(
+                    url, data=body, timeout=self.timeout_s, headers={"Prefer": "transient"}
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                resp, error = None, str(exc)[:300]
+            if resp is not None:
+                if resp.status_code == 200:
+                    return resp.json()
+                code, error = _error_details(resp)
+                if resp.status_code != 429 and resp.status_code < 500:
+                    raise RuntimeError(f"SuiteQL query refused ({code}): {error}")
+                hint = _retry_after_s(resp.headers)
+            if attempt > self.max_retries:
+                break
+            self._sleep(self.backoff_delay(attempt, hint))
+        raise RuntimeError(f"SuiteQL query failed after {attempt} attempts: {error}")
+
+    def read_journals(self, entity_id: str, subsidiary: str, accounts: dict[str, str],
+                      functional_currency: str):  # fmt: skip
+        """The entity's journals and lines as the ERP holds them, in the shape of
+        :meth:`SqlLedger.journals` / :meth:`SqlLedger.lines` (see :mod:`sync_core.erp.gl_read`)."""
+        from sync_core.erp.gl_read import journal_frames, journals_query
+
+        rows = self.suiteql(journals_query(subsidiary))
+        return journal_frames(rows, entity_id, accounts, functional_currency)
 
 
 def _internal_id(resp: requests.Response) -> str | None:
