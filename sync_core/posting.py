@@ -20,6 +20,7 @@ DEFAULT_CHART: dict[str, str] = {
     "UnbilledAccountsReceivable": "1150",
     "Cash": "1000",
     "CustomerBalance": "2150",
+    "ExternalCustomerBalance": "2170",  # credit owed to customers, settled outside the platform
     "DeferredRevenue": "2400",
     "TaxLiability": "2300",
     "Revenue": "4000",

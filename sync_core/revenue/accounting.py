@@ -5,7 +5,7 @@
 | ``invoice_finalized`` | Dr CustomerBalance (``balance_applied``: paid from the customer's credit balance) + Dr AccountsReceivable (total - applied) / Cr DeferredRevenue (net not yet earned) / Cr UnbilledAccountsReceivable (net earned before billing) / Cr TaxLiability |
 | ``revenue`` (per month) | Dr DeferredRevenue or UnbilledAccountsReceivable / Cr Revenue |
 | ``payment`` | Dr Cash (payment rate) / Cr AccountsReceivable (invoice rate) / FxGainLoss (difference) |
-| ``credit_note`` | Dr CreditNotes (earned part) + Dr DeferredRevenue (unearned part) + Dr TaxLiability / Cr AccountsReceivable (reduction of the amount due, out of band) + Cr CustomerBalance (credited to the customer's balance) + Cr Refunds (to be refunded) |
+| ``credit_note`` | Dr CreditNotes (earned part) + Dr DeferredRevenue (unearned part) + Dr TaxLiability / Cr AccountsReceivable (reduction of the amount due; a pre-payment note's out-of-band part too) + Cr CustomerBalance (credited to the customer's balance) + Cr Refunds (to be refunded) + Cr ExternalCustomerBalance (a post-payment note's out-of-band part) |
 | ``refund`` | Dr Refunds (invoice rate) / Cr Cash (refund rate) / FxGainLoss |
 | ``invoice_void``, ``credit_note_void`` | the original document's lines reversed, dated in the void month |
 
@@ -29,6 +29,10 @@ from sync_core.revenue.periods import month_start
 AR, UNBILLED, DEFERRED = "AccountsReceivable", "UnbilledAccountsReceivable", "DeferredRevenue"
 REVENUE, TAX, CASH = "Revenue", "TaxLiability", "Cash"
 CREDIT_NOTES, REFUNDS, BALANCE, FX = "CreditNotes", "Refunds", "CustomerBalance", "FxGainLoss"
+# clearing (liability): what a post-payment credit note owes the customer outside the
+# platform (``out_of_band_amount``: a cheque, a bank transfer), until the ERP records that
+# payout; a pre-payment note's out-of-band part reduces the amount due (AR) instead
+OUT_OF_BAND = "ExternalCustomerBalance"
 
 LINE_COLUMNS = [
     "entity_id", "period", "event", "document_id", "account", "debit", "credit", "currency",
@@ -174,6 +178,9 @@ def _credit_notes(schedule, notes, invoices) -> pd.DataFrame:
     num, den = _terms(cn)
     conv = {c: convert_half_even(cn[c].to_numpy(np.int64), num, den)
             for c in ("tax", "credit_balance_amount", "refund_amount")}  # fmt: skip
+    post = (cn["type"] == "post_payment").to_numpy()
+    oob = np.where(post, cn["out_of_band_amount"].to_numpy(np.int64), 0)  # settled outside
+    oob_f = convert_half_even(oob, num, den)
     doc_period = rows.groupby("document_id")["document_period"].min()
     period = cn["credit_note_id"].map(doc_period).fillna(cn["period"])
     debit_f = (
@@ -184,8 +191,8 @@ def _credit_notes(schedule, notes, invoices) -> pd.DataFrame:
     total_f = cn["credit_note_id"].map(debit_f).fillna(0).to_numpy(np.int64) + conv["tax"]
     cb = cn["credit_balance_amount"].to_numpy(np.int64)
     refund = cn["refund_amount"].to_numpy(np.int64)
-    ar = cn["total"].to_numpy(np.int64) - cb - refund
-    ar_f = total_f - conv["credit_balance_amount"] - conv["refund_amount"]
+    ar = cn["total"].to_numpy(np.int64) - cb - refund - oob
+    ar_f = total_f - conv["credit_balance_amount"] - conv["refund_amount"] - oob_f
     common = (cn["entity_id"], period, "credit_note", cn["credit_note_id"])
     tail = (cn["currency"], cn["functional_currency"], cn["credit_note_id"])
     head = [
@@ -193,6 +200,7 @@ def _credit_notes(schedule, notes, invoices) -> pd.DataFrame:
         _lines(*common, AR, -ar, -ar_f, *tail),
         _lines(*common, BALANCE, -cb, -conv["credit_balance_amount"], *tail),
         _lines(*common, REFUNDS, -refund, -conv["refund_amount"], *tail),
+        _lines(*common, OUT_OF_BAND, -oob, -oob_f, *tail),
     ]
     return pd.concat(head + _booked_lines(rows, "credit_note"), ignore_index=True)
 

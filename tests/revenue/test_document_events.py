@@ -158,3 +158,74 @@ def test_absent_balance_applied_is_zero():
     r = recognize(**frames)
     assert moves(r, "AccountsReceivable") == {M[1]: 3100}
     assert moves(r, "CustomerBalance") == {}
+
+
+# ------------------------------------------------------------------------------------------
+# 2. Out-of-band settlement of a credit note
+# ------------------------------------------------------------------------------------------
+
+
+def stripe_credit_after_payment() -> Book:
+    """Stripe, revenue recognition examples / credit notes, "Credit note after a payment":
+    90 USD for Jan 1 - Apr 1, paid at once; on Feb 1 a 45 USD credit note: 15 refunded, 10
+    to the customer balance, 20 out of band ("an external customer balance")."""
+    b = Book().invoice("in_q", "2026-01-01", [("il_q", 9000, "2026-01-01", "2026-04-01")])
+    b.pay("py_q", "in_q", 9000, "2026-01-01")
+    b.credit_note("cn_q", "in_q", "2026-02-01", [("in_q/il_q", 4500)], kind="post_payment",
+                  refund=1500, credit_balance=1000, out_of_band=2000)  # fmt: skip
+    b.pay("re_q", None, 1500, "2026-02-01", kind="refund", credit_note_id="cn_q")
+    return b
+
+
+def test_stripe_credit_note_after_payment_with_an_out_of_band_part():
+    """Stripe's table (Jan / Feb / Mar 2026):
+
+    | Cash | +90.00 | -15.00 | |
+    | Revenue | +31.00 | +14.00 | +15.50 |
+    | DeferredRevenue | +59.00 | -43.50 | -15.50 |
+    | Refunds | | +5.10 | |
+    | CreditNotes | | +10.40 | |
+    | CustomerBalance | | +10.00 | |
+    | ExternalCustomerBalance | | +20.00 | |
+
+    Stripe splits the 15.50 of contra revenue for January between Refunds and CreditNotes;
+    the engine books all of a credit note's contra revenue to CreditNotes (Refunds is the
+    contra account of refunds without a credit note), so the test checks the 15.50 total.
+    """
+    r = recognize(**stripe_credit_after_payment().frames())
+    assert moves(r, "Cash") == {M[1]: 9000, M[2]: -1500}
+    assert moves(r, "Revenue") == {M[1]: -3100, M[2]: -1400, M[3]: -1550}
+    assert moves(r, "DeferredRevenue") == {M[1]: -5900, M[2]: 4350, M[3]: 1550}
+    assert moves(r, "CreditNotes") == {M[2]: 1550}  # 5.10 + 10.40 in Stripe's table
+    assert moves(r, "CustomerBalance") == {M[2]: -1000}
+    assert moves(r, "ExternalCustomerBalance") == {M[2]: -2000}
+    # the paid invoice keeps no AR credit balance: the out-of-band part is owed elsewhere
+    assert moves(r, "AccountsReceivable") == {}
+    assert_books_hold(r)
+
+
+def test_voided_post_payment_note_clears_the_external_customer_balance():
+    b = Book().invoice("in_o", "2026-01-01", [("il_o", 9000, "2026-01-01", "2026-04-01")])
+    b.pay("py_o", "in_o", 9000, "2026-01-01")
+    b.credit_note("cn_o", "in_o", "2026-02-01", [("in_o/il_o", 4500)], kind="post_payment",
+                  out_of_band=4500, status="void", voided_at="2026-02-10")  # fmt: skip
+    r = recognize(**b.frames())
+    assert moves(r, "ExternalCustomerBalance") == {}
+    void = r.accounting_lines.query("event == 'credit_note_void'").set_index("account")
+    assert void.loc["ExternalCustomerBalance", "debit"] == 4500
+    assert moves(r, "AccountsReceivable") == {}
+    assert_books_hold(r)
+
+
+def test_pre_payment_note_out_of_band_part_reduces_what_the_customer_owes():
+    """Before payment the note reduces the amount due (Stripe: pre_payment_amount), the
+    out-of-band part included: AR 90 - 30 = 60, and the 60 paid clears it."""
+    b = Book().invoice("in_p", "2026-01-01", [("il_p", 9000, "2026-01-01", "2026-04-01")])
+    b.credit_note("cn_p", "in_p", "2026-01-10", [("in_p/il_p", 3000)], kind="pre_payment",
+                  out_of_band=3000)  # fmt: skip
+    b.pay("py_p", "in_p", 6000, "2026-02-01")
+    r = recognize(**b.frames())
+    assert moves(r, "AccountsReceivable") == {M[1]: 6000, M[2]: -6000}
+    assert moves(r, "ExternalCustomerBalance") == {}
+    assert moves(r, "Cash") == {M[2]: 6000}
+    assert_books_hold(r)
