@@ -4,6 +4,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_core.erp.config import ErpConfig, load_erp_config
+from sync_core.erp.gl_read import ledger_journals
 from sync_core.erp.ledger import SqlLedger
 from sync_core.erp.periods import closed_periods
 from sync_core.erp.queue import ExceptionQueue
@@ -44,6 +45,20 @@ class ErpResource(dg.ConfigurableResource):
 
     def closed_periods(self, entity_id: str):
         return closed_periods(self.engine(), entity_id)
+
+    def posting_log(self, entity_id: str):
+        """(journals, lines) of the entity as this platform posted them (the ledger tables)."""
+        return ledger_journals(self.engine(), entity_id)
+
+    def read_gl(self, entity_id: str, subsidiary: str, functional_currency: str):
+        """(journals, lines) of the entity read back from the target: the SQL ledger by query,
+        a REST ERP through SuiteQL (``RestErpClient.read_journals``)."""
+        rest = self.rest_client()
+        if rest is None:
+            return self.posting_log(entity_id)
+        with rest:
+            accounts = self.config().accounts(entity_id)
+            return rest.read_journals(entity_id, subsidiary, accounts, functional_currency)
 
     def rest_client(self) -> RestErpClient | None:
         if self.target not in TARGETS:

@@ -105,10 +105,50 @@ class WaterfallModel(_Partitioned):
     recognized: Series[int]
 
 
+class ReconciliationModel(_Partitioned):
+    """Subledger against the GL read back from the ERP, per account at the end of ``period``:
+    ``drift = subledger - gl - reconciling`` (signed, debit positive, minor units), in the
+    functional currency (``kind = functional``) and per transaction currency; ``severity`` by
+    the entity's materiality ``threshold`` (PASS at zero, WARN up to it, ERROR above)."""
+
+    account: Series[str]
+    kind: Series[str] = pa.Field(isin=["functional", "transaction"])
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    subledger: Series[int]
+    gl: Series[int]
+    reconciling: Series[int]
+    drift: Series[int]
+    threshold: Series[int] = pa.Field(ge=0)
+    severity: Series[str] = pa.Field(isin=["PASS", "WARN", "ERROR"])
+
+
+class ReconciliationItemModel(_Partitioned):
+    """A listed reason why the GL differs from the subledger at the end of ``period``:
+    ``held`` (a journal in the exception queue) or ``timing`` (posted in a later ERP period),
+    per journal and account, with its amount (signed, debit positive), reason and owner."""
+
+    item_type: Series[str] = pa.Field(isin=["held", "timing"])
+    account: Series[str]
+    document_id: Series[str]
+    event: Series[str]
+    journal_key: Series[str]
+    external_id: Series[str] = pa.Field(nullable=True)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    amount: Series[int]
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    amount_functional: Series[int]
+    reason_code: Series[str]
+    owner: Series[str]
+    source_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+
+
 DERIVED_MODELS = {
     "usage_daily": UsageDailyModel,
     "revenue_schedules": RevenueScheduleModel,
     "revenue_rollforward": RollforwardModel,
     "deferred_revenue_waterfall": WaterfallModel,
     "erp_postings": JournalLineModel,
+    "reconciliation": ReconciliationModel,
+    "reconciliation_items": ReconciliationItemModel,
 }

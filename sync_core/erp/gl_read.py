@@ -23,12 +23,29 @@ import re
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
-from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS
+from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS, SqlLedger, journal_lines, journals
 from sync_core.posting import EVENT_CODES
 
 _EVENT_OF_CODE = {code: event for event, code in EVENT_CODES.items()}
 _VERSION = re.compile(r"^(?P<key>.+)-v(?P<version>\d+)(?P<rev>-REV)?$")
+
+
+def ledger_journals(engine: sa.Engine, entity_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(journals, lines) of one entity from the SQL ledger (or the REST target's posting log),
+    the lines selected by a join on the entity rather than a list of external ids."""
+    heads = SqlLedger(engine).journals(entity_id)
+    q = (
+        sa.select(journal_lines)
+        .join(journals, journal_lines.c.external_id == journals.c.external_id)
+        .where(journals.c.entity_id == entity_id)
+        .order_by(journal_lines.c.external_id, journal_lines.c.line_no)
+    )
+    with engine.connect() as conn:
+        res = conn.execute(q)
+        lines = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    return heads, lines
 
 
 def _literal(value: str) -> str:

@@ -44,6 +44,12 @@ def _balance_applied_and_credit_periods(conn: sa.Connection) -> None:
         conn.execute(sa.text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {ddl} {extra}'))
 
 
+def _reconciliation(conn: sa.Connection) -> None:
+    metadata.create_all(
+        conn, tables=[TABLES["reconciliation"], TABLES["reconciliation_items"]], checkfirst=True
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
@@ -52,6 +58,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
         "invoices.balance_applied, credit_note_lines service period",
         _balance_applied_and_credit_periods,
     ),
+    (5, "reconciliation drift per account and reconciling items", _reconciliation),
 ]
 
 

@@ -1,0 +1,188 @@
+"""Reconciliation: does the ERP's general ledger agree with the billing subledger, and if not,
+what exactly is the difference? One legal entity x accounting period, after posting.
+
+The GL is **read back from the ERP target** (the SQL ledger by query; a REST ERP through
+SuiteQL), never taken from what the platform meant to post. Per account (AR, unbilled AR,
+deferred revenue, revenue, contra revenue, tax liability, cash and the others of the chart)
+the balance at the period's end is compared with the subledger (the revenue schedule and the
+engine's accounting lines); listed reconciling items (held journals, corrections posted into
+a later period) explain part of a difference; what is left is drift, judged by the entity's
+materiality (``config/erp.yaml``). Completeness: every document of the period posted exactly
+once, or held in the exception queue. The logic is :mod:`sync_core.reconcile`; the checks are
+computed here, inside the materialization, from what was read back.
+"""
+
+import warnings
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from resources import WarehouseResource
+from resources.erp import ErpResource
+from resources.warehouse import split_partition_key
+from sync_assets.metadata import frame_metadata
+from sync_assets.partitions import entity_period_partitions
+from sync_core.contracts.derived import DERIVED_MODELS
+from sync_core.money import to_major
+from sync_core.reconcile import (
+    ERROR,
+    KINDS,
+    completeness,
+    drift,
+    expected_postings,
+    functional_known,
+    gl_balances,
+    reconciling_items,
+    subledger_balances,
+)
+from sync_core.reconcile.balances import posted_through
+from sync_core.warehouse.schema import TABLES
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _TYPES = {
+        name: pandera_schema_to_dagster_type(DERIVED_MODELS[name])
+        for name in ("reconciliation", "reconciliation_items")
+    }
+CHECKS = {
+    "gl_equals_subledger": "per account and currency, subledger - GL - reconciling items = 0 "
+    "(WARN up to the entity's materiality, ERROR above; passes only at zero)",
+    "postings_complete": "every invoice, credit note, payment, refund and dispute of the "
+    "period has exactly one live ERP posting or one open posting exception",
+}
+
+
+def _entity(wh, entity: str) -> tuple[str, str]:
+    le = wh.read("legal_entities").query("entity_id == @entity")
+    if le.empty:
+        raise dg.Failure(f"legal entity {entity} is not in legal_entities")
+    return str(le["functional_currency"].iloc[0]), str(le["erp_subsidiary_id"].iloc[0])
+
+
+def _documents(wh, entity: str, period: pd.Timestamp) -> pd.DataFrame:
+    disputes = wh.read("disputes", entity) if "disputes" in TABLES else None
+    return expected_postings(period, wh.read("invoices", entity),
+                             wh.read("credit_notes", entity), wh.read("payments", entity),
+                             disputes)  # fmt: skip
+
+
+def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp):
+    """(drift per account, reconciling items, incomplete documents, functional compared)."""
+    functional, subsidiary = _entity(wh, entity)
+    gl_heads, gl_lines = erp.read_gl(entity, subsidiary, functional)
+    log_heads, log_lines = erp.posting_log(entity)
+    items = reconciling_items(
+        wh.read("erp_postings", entity), log_heads, log_lines, period,
+        exceptions=erp.queue().all(), entity_id=entity,
+    )  # fmt: skip
+    sub = subledger_balances(wh.read("revenue_schedules", entity),
+                             wh.read("accounting_lines", entity), period, entity)  # fmt: skip
+    known = functional_known(posted_through(gl_heads, gl_lines, period))
+    result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
+                   erp.config().materiality(entity), KINDS if known else ("transaction",))  # fmt: skip
+    offenders = completeness(_documents(wh, entity, period), log_heads, erp.queue().open(entity))
+    return result.assign(period=period), items, offenders, known
+
+
+def _drift_metadata(result: pd.DataFrame) -> dict:
+    """Functional drift per account in major units, as floats the UI plots over time."""
+    f = result[result["kind"] == "functional"]
+    if f.empty:  # a GL read without functional amounts: the functional-currency rows
+        f = result[result["currency"] == result["currency"].mode().iloc[0]] if len(result) else f
+    return {
+        f"drift_{r.account}": dg.MetadataValue.float(float(to_major(r.drift, r.currency)))
+        for r in f.itertuples(index=False)
+    }
+
+
+def _gl_check(result: pd.DataFrame, items: pd.DataFrame, known: bool) -> dg.AssetCheckResult:
+    off = result[result["drift"] != 0]
+    return dg.AssetCheckResult(
+        asset_key="reconciliation",
+        check_name="gl_equals_subledger",
+        passed=off.empty,
+        severity=dg.AssetCheckSeverity.ERROR
+        if (off["severity"] == ERROR).any()
+        else dg.AssetCheckSeverity.WARN,
+        metadata={
+            **_drift_metadata(result),
+            "accounts_with_drift": dg.MetadataValue.int(int(off["account"].nunique())),
+            "max_abs_drift_minor": dg.MetadataValue.int(
+                int(off["drift"].abs().max() or 0) if len(off) else 0
+            ),  # fmt: skip
+            "reconciling_items": dg.MetadataValue.int(len(items)),
+            "functional_compared": dg.MetadataValue.bool(known),
+            "drift_rows": dg.MetadataValue.json(
+                off.drop(columns=["entity_id", "period"]).astype(str).to_dict("records")[:50]
+            ),
+        },
+    )
+
+
+def _completeness_check(offenders: pd.DataFrame) -> dg.AssetCheckResult:
+    by_reason = offenders["reason"].value_counts().to_dict() if len(offenders) else {}
+    sample = offenders[["document_type", "document_id", "event", "reason", "external_ids"]]
+    return dg.AssetCheckResult(
+        asset_key="reconciliation",
+        check_name="postings_complete",
+        passed=offenders.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "incomplete_documents": dg.MetadataValue.int(len(offenders)),
+            "by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in by_reason.items()}),
+            "documents": dg.MetadataValue.json(sample.astype(str).to_dict("records")[:50]),
+        },
+    )
+
+
+@dg.multi_asset(
+    outs={
+        name: dg.AssetOut(
+            dagster_type=_TYPES[name],
+            io_manager_key="warehouse_io",
+            group_name="reconciliation",
+            kinds={"pandas"},
+        )  # fmt: skip
+        for name in _TYPES
+    },
+    partitions_def=entity_period_partitions,
+    deps=[dg.AssetDep("erp_postings"), dg.AssetDep("revenue_schedules")],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="reconciliation", description=text)
+        for name, text in CHECKS.items()
+    ],
+    can_subset=False,
+)
+def reconciliation(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp: ErpResource
+):
+    """Per account: subledger, GL read back from the ERP, reconciling items, drift and its
+    severity by materiality; and the reconciling items a controller works through."""
+    entity, period = split_partition_key(context.partition_key)
+    result, items, offenders, known = reconcile_partition(warehouse.get(), erp, entity, period)
+    by_type = items["item_type"].value_counts().to_dict() if len(items) else {}
+    yield dg.Output(
+        result,
+        output_name="reconciliation",
+        metadata=frame_metadata(
+            result,
+            None,
+            target=erp.target,
+            **_drift_metadata(result),
+            accounts_with_drift=int(result.loc[result["drift"] != 0, "account"].nunique()),
+            functional_compared=known,
+        ),  # fmt: skip
+    )
+    yield dg.Output(
+        items,
+        output_name="reconciliation_items",
+        metadata=frame_metadata(
+            items,
+            None,
+            held_items=int(by_type.get("held", 0)),
+            timing_items=int(by_type.get("timing", 0)),
+        ),  # fmt: skip
+    )
+    yield _gl_check(result, items, known)
+    yield _completeness_check(offenders)
