@@ -85,6 +85,9 @@ subscription_contracts = _simple_ingest_asset(
     "Subscription contracts as versioned amendments (new, upgrade, downgrade, ...).",
 )
 payments = _simple_ingest_asset("payments", "amount", "Payments and refunds.")
+disputes = _simple_ingest_asset(
+    "disputes", "amount", "Disputes (chargebacks) of payments, with their fees and outcome."
+)
 
 
 @dg.multi_asset(

@@ -27,6 +27,7 @@ PERIOD_COLUMN = {
     "invoices": "finalized_at",
     "credit_notes": "issued_at",
     "payments": "created_at",
+    "disputes": "created_at",
 }
 # line objects take the period of their header document
 HEADER_OF = {

@@ -28,6 +28,10 @@ DEFAULT_CHART: dict[str, str] = {
     "Refunds": "4910",
     "Disputes": "4920",
     "FxGainLoss": "7900",
+    "BadDebt": "4930",  # contra revenue: earned revenue of invoices marked uncollectible
+    "RefundsPayable": "2160",  # clearing: refunds a credit note owes, until paid
+    "Recoverables": "7100",  # gain: disputes won, uncollectible invoices paid after all
+    "Fees": "6100",  # expense: dispute fees, on a cash basis
 }
 EVENT_CODES = {
     "invoice_finalized": "INV",
@@ -37,6 +41,9 @@ EVENT_CODES = {
     "credit_note": "CN",
     "credit_note_void": "CNVOID",
     "revenue": "REV",
+    "dispute": "DSP",
+    "dispute_won": "DSPWON",
+    "invoice_uncollectible": "INVUNC",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from sync_core.contracts import CONTRACT_VERSION, MODELS, UsageDailyModel, split_valid
-from sync_core.contracts.validate import EXCEPTION_COLUMNS, SOURCE_ID
+from sync_core.contracts.validate import EXCEPTION_COLUMNS, OPTIONAL_COLUMNS, SOURCE_ID
 from sync_core.money import MAX_AMOUNT, exponent
 
 # usage_daily is not in MODELS (not a file-drop object) but is part of the contract.
@@ -132,6 +132,7 @@ def invoice(n: int) -> dict[str, Any]:
         "tax": 310,
         "total": 3410,
         "fx_rate": "1",
+        "uncollectible_at": None,
         "balance_applied": 0,
     }
 
@@ -212,6 +213,25 @@ def payment(n: int) -> dict[str, Any]:
     }
 
 
+def dispute(n: int) -> dict[str, Any]:
+    return {
+        "entity_id": "US01",
+        "period": PERIOD,
+        "dispute_id": f"dp_{n}",
+        "payment_id": "py_1",
+        "invoice_id": "in_1",
+        "customer_id": "cus_1",
+        "amount": 3410,
+        "currency": "USD",
+        "fee": 1500,
+        "fee_currency": "USD",
+        "status": "under_review",
+        "created_at": ts("2025-03-20T00:00:00"),
+        "closed_at": None,
+        "fx_rate": "1",
+    }
+
+
 BUILDERS: dict[str, Callable[[int], dict[str, Any]]] = {
     "legal_entities": legal_entity,
     "customers": customer,
@@ -223,6 +243,7 @@ BUILDERS: dict[str, Callable[[int], dict[str, Any]]] = {
     "credit_notes": credit_note,
     "credit_note_lines": credit_note_line,
     "payments": payment,
+    "disputes": dispute,
 }
 
 
@@ -489,6 +510,15 @@ def _value_cases() -> list[Case]:
         c("payments", "fx_rate.str_matches", {"fx_rate": "1.2.3"}, label="two-points"),
         c("payments", "fx_rate.str_matches", {"fx_rate": "0"}, label="zero"),
         c("payments", "fx_rate.str_matches", {"fx_rate": "0.0"}, label="zero-decimal"),
+        # disputes (valid row: under review, with a 15.00 fee)
+        c("disputes", "dispute_id.field_uniqueness", duplicate=True),
+        c("disputes", "amount.greater_than", {"amount": 0}),
+        c("disputes", "currency.isin", {"currency": "XXX"}),
+        c("disputes", "fee.greater_than_or_equal_to", {"fee": -1}),
+        c("disputes", "fee_currency.isin", {"fee_currency": "usd"}),
+        c("disputes", "status.isin", {"status": "charge_refunded"}),
+        c("disputes", "fx_rate.str_matches", {"fx_rate": "0"}, label="zero"),
+        c("disputes", "closed_has_closed_at", {"status": "lost"}, label="lost-without-date"),
     ]
     # rules every partitioned object inherits
     for ot in PARTITIONED:
@@ -552,6 +582,8 @@ def _bound_cases() -> list[Case]:
         c("credit_note_lines", "amount.less_than_or_equal_to", {"amount": over}),
         c("credit_note_lines", "tax_amount.less_than_or_equal_to", {"tax_amount": over}),
         c("payments", "amount.less_than_or_equal_to", {"amount": over}),
+        c("disputes", "amount.less_than_or_equal_to", {"amount": over}),
+        c("disputes", "fee.less_than_or_equal_to", {"fee": over}),
     ]  # fmt: skip
 
 
@@ -712,6 +744,7 @@ EXPECTED_OWNER = {
     "credit_notes": "integration",
     "credit_note_lines": "integration",
     "payments": "integration",
+    "disputes": "integration",
 }
 
 
@@ -824,13 +857,22 @@ def test_accepted_rows_all_go_on(object_type: str) -> None:
 # Feed-level failures, strict="filter", currencies, version
 # --------------------------------------------------------------------------------------------
 
+
+def _optional(ot: str, name: str) -> bool:
+    """A column a feed may leave out: it has a default, or is a nullable column added by a
+    minor contract version (OPTIONAL_COLUMNS)."""
+    col = schema_columns(ot)[name]
+    return col.default is not None or (col.nullable and name in OPTIONAL_COLUMNS)
+
+
 # every column of every object; the partition columns every partitioned model inherits from
 # the same base are dropped from one partitioned object only
 MISSING = [
     (ot, name)
     for ot in sorted(OBJECTS)
     for name in schema_columns(ot)
-    if ot == "invoices" or ot not in PARTITIONED or name not in ("entity_id", "period")
+    if (ot == "invoices" or ot not in PARTITIONED or name not in ("entity_id", "period"))
+    and not _optional(ot, name)
 ]
 
 
@@ -842,6 +884,14 @@ def test_missing_column_fails_the_feed_naming_the_column(ot: str, column: str) -
         split_valid(df, model, ot)
     assert ot in str(err.value)
     assert model.__name__ in str(err.value)
+
+
+def test_optional_columns_left_out_of_a_feed_are_null_or_their_default() -> None:
+    df = frame("invoices", [invoice(1)]).drop(columns=["uncollectible_at", "balance_applied"])
+    good, exceptions = split_valid(df, MODELS["invoices"], "invoices")
+    assert exceptions.empty
+    assert good["uncollectible_at"].isna().all()
+    assert good["balance_applied"].tolist() == [0]
 
 
 def test_missing_column_fails_even_an_empty_feed() -> None:

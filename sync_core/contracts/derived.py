@@ -18,7 +18,15 @@ class RevenueScheduleModel(_Partitioned):
     """
 
     source_type: Series[str] = pa.Field(
-        isin=["invoice_line", "credit_note", "invoice_void", "credit_note_void"]
+        isin=[
+            "invoice_line",
+            "credit_note",
+            "invoice_void",
+            "credit_note_void",
+            "refund",
+            "dispute",
+            "uncollectible",
+        ]
     )
     source_id: Series[str]
     document_id: Series[str]

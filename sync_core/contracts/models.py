@@ -36,6 +36,17 @@ INVOICE_STATUSES = ["open", "paid", "void", "uncollectible"]
 LINE_TYPES = ["subscription", "invoiceitem", "usage"]
 CREDIT_NOTE_TYPES = ["pre_payment", "post_payment"]
 PAYMENT_KINDS = ["payment", "refund"]
+# Stripe's dispute statuses; the warning_* statuses (inquiries) and prevented withdraw no funds
+DISPUTE_STATUSES = [
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+    "prevented",
+]
 RECOGNITION_METHODS = ["day", "millisecond", "month"]
 
 
@@ -131,6 +142,9 @@ class InvoiceModel(_Partitioned):
     tax: Series[int] = _money()  # negative on an invoice made of proration credits
     total: Series[int] = _money()
     fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)  # functional per unit
+    # when the invoice was marked uncollectible (Stripe:
+    # status_transitions.marked_uncollectible_at); kept when it is paid later (a recovery)
+    uncollectible_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
     # part of the total paid from the customer's credit balance (Stripe: starting_balance -
     # ending_balance); optional: a null, or a column left out of a file drop, is 0
     balance_applied: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT, default=0)
@@ -244,6 +258,30 @@ class PaymentModel(_Partitioned):
     fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)
 
 
+class DisputeModel(_Partitioned):
+    """A dispute (chargeback) of a payment; ``period`` is the month of ``created_at``, when
+    the funds (and the fee) are withdrawn. ``fee`` is the dispute fee withdrawn, in
+    ``fee_currency``; ``closed_at`` is when it was won or lost."""
+
+    dispute_id: Series[str] = pa.Field(unique=True)
+    payment_id: Series[str]
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    customer_id: Series[str]
+    amount: Series[int] = pa.Field(gt=0, le=MAX_AMOUNT)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    fee: Series[int] = pa.Field(ge=0, le=MAX_AMOUNT)
+    fee_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    status: Series[str] = pa.Field(isin=DISPUTE_STATUSES)
+    created_at: Series[UTC]  # type: ignore[valid-type]
+    closed_at: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    fx_rate: Series[str] = pa.Field(str_matches=FX_RATE)  # functional per unit
+
+    @pa.dataframe_check(name="closed_has_closed_at", element_wise=False)
+    @classmethod
+    def closed_has_closed_at(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df["status"].isin(["won", "lost"]) | df["closed_at"].notna()
+
+
 # object name (file-drop name and warehouse table) -> model
 MODELS: dict[str, type[_Base]] = {
     "legal_entities": LegalEntityModel,
@@ -255,4 +293,5 @@ MODELS: dict[str, type[_Base]] = {
     "credit_notes": CreditNoteModel,
     "credit_note_lines": CreditNoteLineModel,
     "payments": PaymentModel,
+    "disputes": DisputeModel,
 }

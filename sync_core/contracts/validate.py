@@ -19,6 +19,7 @@ SOURCE_ID = {
     "credit_notes": "credit_note_id",
     "credit_note_lines": "credit_note_line_id",
     "payments": "payment_id",
+    "disputes": "dispute_id",
 }
 OWNER = {
     "customers": "master_data",
@@ -26,6 +27,8 @@ OWNER = {
     "subscription_contracts": "billing_ops",
 }
 DEFAULT_OWNER = "integration"
+# nullable columns added by a minor contract version, which a feed may leave out (null)
+OPTIONAL_COLUMNS = {"uncollectible_at"}
 
 EXCEPTION_COLUMNS = ["entity_id", "period", "object_type", "source_id", "rule", "message", "owner"]
 
@@ -67,6 +70,19 @@ def _short(check) -> str:
     return text if len(text) <= 60 else text.split("(")[0] + "(...)"
 
 
+def _with_optional_columns(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """A feed may leave out an optional column (one with a default, or nullable and added by
+    a minor contract version: ``balance_applied``, ``uncollectible_at``): it is added here,
+    as its default or null. A missing required column still fails the feed."""
+    cols = model.to_schema().columns
+    missing = {n: c for n, c in cols.items() if n not in df.columns
+               and (c.default is not None or (c.nullable and n in OPTIONAL_COLUMNS))}  # fmt: skip
+    if not missing:
+        return df
+    return df.assign(**{n: c.default if c.default is not None else None
+                        for n, c in missing.items()})  # fmt: skip
+
+
 def split_valid(
     df: pd.DataFrame, model: type[pa.DataFrameModel], object_type: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -75,7 +91,7 @@ def split_valid(
     Every failing (row, rule) pair becomes an exception row; a record failing several rules
     is reported under each of them and kept out of the valid frame once.
     """
-    df = df.reset_index(drop=True)
+    df = _with_optional_columns(df.reset_index(drop=True), model)
     df, pre = _integer_columns(df, model, object_type)
     try:
         good = model.validate(df, lazy=True)

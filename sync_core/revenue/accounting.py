@@ -5,8 +5,10 @@
 | ``invoice_finalized`` | Dr CustomerBalance (``balance_applied``: paid from the customer's credit balance) + Dr AccountsReceivable (total - applied) / Cr DeferredRevenue (net not yet earned) / Cr UnbilledAccountsReceivable (net earned before billing) / Cr TaxLiability |
 | ``revenue`` (per month) | Dr DeferredRevenue or UnbilledAccountsReceivable / Cr Revenue |
 | ``payment`` | Dr Cash (payment rate) / Cr AccountsReceivable (invoice rate) / FxGainLoss (difference) |
-| ``credit_note`` | Dr CreditNotes (earned part) + Dr DeferredRevenue (unearned part) + Dr TaxLiability / Cr AccountsReceivable (reduction of the amount due; a pre-payment note's out-of-band part too) + Cr CustomerBalance (credited to the customer's balance) + Cr Refunds (to be refunded) + Cr ExternalCustomerBalance (a post-payment note's out-of-band part) |
-| ``refund`` | Dr Refunds (invoice rate) / Cr Cash (refund rate) / FxGainLoss |
+| ``credit_note`` | Dr CreditNotes (earned part) + Dr DeferredRevenue (unearned part) + Dr TaxLiability / Cr AccountsReceivable (reduction of the amount due; a pre-payment note's out-of-band part too) + Cr CustomerBalance (credited to the customer's balance) + Cr RefundsPayable (to be refunded) + Cr ExternalCustomerBalance (a post-payment note's out-of-band part) |
+| ``refund`` of a credit note | Dr RefundsPayable (invoice rate) / Cr Cash (refund rate) / FxGainLoss |
+| ``refund`` of an unapplied payment | Dr CustomerBalance / Cr Cash |
+| refunds of an invoice, disputes, uncollectible invoices | see :mod:`sync_core.revenue.contra_journals` |
 | ``invoice_void``, ``credit_note_void`` | the original document's lines reversed, dated in the void month |
 
 Amounts are int64 minor units, ``debit``/``credit`` >= 0, in the transaction currency and in
@@ -29,6 +31,9 @@ from sync_core.revenue.periods import month_start
 AR, UNBILLED, DEFERRED = "AccountsReceivable", "UnbilledAccountsReceivable", "DeferredRevenue"
 REVENUE, TAX, CASH = "Revenue", "TaxLiability", "Cash"
 CREDIT_NOTES, REFUNDS, BALANCE, FX = "CreditNotes", "Refunds", "CustomerBalance", "FxGainLoss"
+# clearing (liability): what a credit note owes back by refund, until its refund is paid;
+# ``Refunds`` is contra revenue only (sync_core.revenue.contra_journals)
+REFUNDS_PAYABLE = "RefundsPayable"
 # clearing (liability): what a post-payment credit note owes the customer outside the
 # platform (``out_of_band_amount``: a cheque, a bank transfer), until the ERP records that
 # payout; a pre-payment note's out-of-band part reduces the amount due (AR) instead
@@ -45,8 +50,15 @@ def accounting_lines(
     invoices: pd.DataFrame,
     credit_notes: pd.DataFrame,
     payments: pd.DataFrame,
+    *,
+    contra: pd.DataFrame | None = None,
+    disputes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """All journal lines of the batch (checked inputs from :mod:`sync_core.revenue.inputs`)."""
+    """All journal lines of the batch (checked inputs from :mod:`sync_core.revenue.inputs`);
+    ``contra`` and ``disputes`` add refunds without a credit note, disputes and uncollectible
+    invoices (:mod:`sync_core.revenue.contra_journals`)."""
+    from sync_core.revenue.contra_journals import contra_lines, split_payments
+
     parts: list[pd.DataFrame] = []
     fin = _invoice_finalized(schedule, invoices)
     parts += [fin, _voided(fin, invoices, "invoice_id", INVOICE_VOID, "invoice_void")]
@@ -54,7 +66,9 @@ def accounting_lines(
     parts += [cn, _voided(cn, credit_notes, "credit_note_id", CREDIT_NOTE_VOID,
                           "credit_note_void")]  # fmt: skip
     parts.append(_revenue(schedule))
-    parts.append(_payments(payments, invoices, credit_notes, fin, cn))
+    plain, _ = split_payments(payments, invoices)
+    parts.append(_payments(plain, invoices, credit_notes, fin, cn))
+    parts += contra_lines(schedule, invoices, payments, disputes, contra)
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_lines()
@@ -80,7 +94,8 @@ def _to_lines(signed: pd.DataFrame) -> pd.DataFrame:
     out["debit_functional"], out["credit_functional"] = np.maximum(f, 0), np.maximum(-f, 0)
     out["period"] = pd.to_datetime(out["period"], utc=True).dt.as_unit("ns")
     order = {"invoice_finalized": 0, "credit_note": 1, "payment": 2, "refund": 3,
-             "invoice_void": 4, "credit_note_void": 5, "revenue": 6}  # fmt: skip
+             "invoice_void": 4, "credit_note_void": 5, "dispute": 6, "dispute_won": 7,
+             "invoice_uncollectible": 8, "revenue": 9}  # fmt: skip
     out["_o"] = out["event"].map(order)
     out = out.sort_values(["entity_id", "period", "_o", "document_id"], kind="stable")
     return out[LINE_COLUMNS].reset_index(drop=True)
@@ -199,7 +214,7 @@ def _credit_notes(schedule, notes, invoices) -> pd.DataFrame:
         _lines(*common, TAX, cn["tax"], conv["tax"], *tail),
         _lines(*common, AR, -ar, -ar_f, *tail),
         _lines(*common, BALANCE, -cb, -conv["credit_balance_amount"], *tail),
-        _lines(*common, REFUNDS, -refund, -conv["refund_amount"], *tail),
+        _lines(*common, REFUNDS_PAYABLE, -refund, -conv["refund_amount"], *tail),
         _lines(*common, OUT_OF_BAND, -oob, -oob_f, *tail),
     ]
     return pd.concat(head + _booked_lines(rows, "credit_note"), ignore_index=True)
@@ -268,7 +283,10 @@ def _payments(pays, invoices, notes, fin, cn) -> pd.DataFrame:
     amount = p["amount"].to_numpy(np.int64)
     common = (p["entity_id"], p["period"], event, p["payment_id"])
     tail = (p["currency"], p["functional_currency"], p["payment_id"])
-    counter = np.where(is_refund, REFUNDS, pay_account)
+    # a credit note's refund clears RefundsPayable; a refund of an unapplied payment the
+    # customer balance (refunds of an invoice are contra revenue: contra_journals)
+    refund_of = np.where(p["credit_note_id"].notna().to_numpy(), REFUNDS_PAYABLE, BALANCE)
+    counter = np.where(is_refund, refund_of, pay_account)
     return pd.concat(
         [
             _lines(*common, CASH, sign * amount, sign * cash_f, *tail),
@@ -300,7 +318,7 @@ def _refunds_due(cn, notes) -> tuple[pd.Series, pd.Series]:
     if cn is None or not len(cn):
         return pd.Series(dtype=np.int64), pd.Series(dtype=np.int64)
     live = notes.loc[notes["status"] != "void", "credit_note_id"]
-    r = cn[(cn["account"] == REFUNDS) & cn["document_id"].isin(live)]
+    r = cn[(cn["account"] == REFUNDS_PAYABLE) & cn["document_id"].isin(live)]
     return -r.groupby("document_id")["amount"].sum(), -r.groupby("document_id")[
         "amount_functional"
     ].sum()

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 
 from sync_core.revenue.allocation import group_starts, largest_remainder
+from sync_core.revenue.contra import CONTRA_SOURCES  # refund, dispute, uncollectible
 from sync_core.revenue.periods import months_to_timestamps, timestamps_to_months
 
 INVOICE_LINE, CREDIT_NOTE = "invoice_line", "credit_note"
 INVOICE_VOID, CREDIT_NOTE_VOID = "invoice_void", "credit_note_void"
-SOURCE_TYPES = (INVOICE_LINE, CREDIT_NOTE, INVOICE_VOID, CREDIT_NOTE_VOID)
+SOURCE_TYPES = (INVOICE_LINE, CREDIT_NOTE, INVOICE_VOID, CREDIT_NOTE_VOID, *CONTRA_SOURCES)
 VOIDS = {INVOICE_VOID: INVOICE_LINE, CREDIT_NOTE_VOID: CREDIT_NOTE}
 
 SOURCE_COLUMNS = [

@@ -11,6 +11,11 @@
   (contra-revenue), the rest reduces the months still to come.
 - :func:`void_rows`: a void reverses its original's rows: what was recognized up to the void
   month is reversed in the void month, the later months are cancelled month by month.
+- Prospective credits (Chargebee's "future discount"): a credit note line with a service
+  period ``[period_start, period_end)`` reduces its invoice line over that period only, by
+  the entity's method (:func:`spread_credits`), so it books no contra revenue. The period
+  must name an invoice line, lie inside that line's service period and start no earlier
+  than the note's month (:func:`credit_period_problems`); otherwise the note is quarantined.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from sync_core.revenue.allocation import group_starts, largest_remainder
+from sync_core.revenue.periods import instants_ns, is_nat, month_of_ns
+from sync_core.revenue.schedule import Weights, ratable_weights
 
 
 def resolve_credits(
@@ -118,3 +125,80 @@ def void_rows(months: np.ndarray, void_month: np.ndarray, *values: np.ndarray):
 
 def _ranges(counts: np.ndarray) -> np.ndarray:
     return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(group_starts(counts), counts)
+
+
+# ---------------------------------------------------------------------- prospective credits
+
+
+def credit_period_problems(note_lines, note_month, line_start, line_end) -> dict[str, np.ndarray]:
+    """Rule -> mask of credit note lines whose service period cannot be used.
+
+    ``note_lines``: period_start, period_end, invoice_line_key; ``note_month``: the month
+    index of each line's note; ``line_start`` / ``line_end``: the credited invoice line's
+    service period (ns, NaT where the line is unknown).
+    """
+    ps, pe = instants_ns(note_lines["period_start"]), instants_ns(note_lines["period_end"])
+    has_s, has_e = ~is_nat(ps), ~is_nat(pe)
+    incomplete = (has_s != has_e) | (has_s & has_e & (pe <= ps))
+    given = has_s & has_e & ~incomplete
+    named = note_lines["invoice_line_key"].notna().to_numpy()
+    outside = given & (~named | is_nat(line_start) | (ps < line_start) | (pe > line_end))
+    past = given & ~outside & (month_of_ns(np.where(given, ps, 0)) < note_month)
+    return {"credit_period_complete": incomplete, "credit_period_within_line": outside,
+            "credit_period_not_past": past}  # fmt: skip
+
+
+def spread_credits(amounts, line_of, w: Weights, start_ns, end_ns, codes):
+    """Split each credit ``amounts[c]`` of line ``line_of[c]`` over months.
+
+    A credit with a service period (``start_ns``/``end_ns`` not NaT) follows that period by
+    the method ``codes[c]``; the others follow their line's weights ``w``. Returns (credit
+    per row, month per row, amount per row, rows per credit), rows contiguous per credit in
+    credit order, months ascending.
+    """
+    n = len(amounts)
+    pro = ~is_nat(start_ns)
+    reg = np.flatnonzero(~pro)
+    owner_r, month_r, rec_r = spread_over_line(
+        amounts[reg], line_of[reg], group_starts(w.counts), w.counts, w.months, w.weights,
+        w.totals,
+    )  # fmt: skip
+    parts = [(reg[owner_r], month_r, rec_r)]
+    if pro.any():
+        sel = np.flatnonzero(pro)
+        pw = ratable_weights(start_ns[sel], end_ns[sel], codes[sel])
+        rec_p = largest_remainder(amounts[sel], pw.counts, pw.weights, pw.totals)
+        parts.append((sel[pw.row_line], pw.months, rec_p))
+    owner = np.concatenate([p[0] for p in parts])
+    month = np.concatenate([p[1] for p in parts])
+    rec = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((month, owner))
+    owner, month, rec = owner[order], month[order], rec[order]
+    return owner, month, rec, np.bincount(owner, minlength=n).astype(np.int64)
+
+
+def resolve_all_credits(notes, note_lines, lines) -> tuple[pd.DataFrame, pd.Index]:
+    """:func:`resolve_credits` for the lines without a service period, plus one credit per
+    prospective line (``ps_ns`` / ``pe_ns`` set, from the input checks). Columns:
+    credit_note_id, line_key, amount, source_id (``<note>/<line_key>``, a prospective one
+    ``<note>/<line_key>/<credit note line>``), ps_ns, pe_ns (NaT for the others)."""
+    nat = np.iinfo(np.int64).min
+    ps = note_lines["ps_ns"] if "ps_ns" in note_lines else pd.Series(nat, index=note_lines.index)
+    is_pro = (ps != nat).to_numpy()
+    regular, pro = note_lines[~is_pro], note_lines[is_pro]
+    # a note whose lines are all prospective is not a note "without lines"
+    only_pro = set(pro["credit_note_id"]) - set(regular["credit_note_id"])
+    credits, stuck = resolve_credits(notes[~notes["credit_note_id"].isin(only_pro)], regular,
+                                     lines)  # fmt: skip
+    credits = credits.assign(source_id=credits["credit_note_id"] + "/" + credits["line_key"],
+                             ps_ns=nat, pe_ns=nat)  # fmt: skip
+    pro = pro[pro["amount"] != 0]
+    extra = pd.DataFrame({
+        "credit_note_id": pro["credit_note_id"].to_numpy(),
+        "line_key": pro["invoice_line_key"].to_numpy(),
+        "amount": pro["amount"].to_numpy(np.int64),
+        "source_id": (pro["credit_note_id"] + "/" + pro["invoice_line_key"] + "/"
+                      + pro["credit_note_line_id"]).to_numpy(),
+        "ps_ns": pro["ps_ns"].to_numpy(np.int64), "pe_ns": pro["pe_ns"].to_numpy(np.int64),
+    })  # fmt: skip
+    return pd.concat([credits, extra], ignore_index=True), stuck

@@ -30,7 +30,6 @@ from sync_core.revenue.allocation import (
     conversion_terms,
     convert_half_even,
     fix_group_totals,
-    group_starts,
     largest_remainder,
 )
 from sync_core.revenue.balances import (
@@ -41,7 +40,8 @@ from sync_core.revenue.balances import (
     complete,
 )
 from sync_core.revenue.closing import apply_closed_periods
-from sync_core.revenue.credits import resolve_credits, spread_over_line, void_rows
+from sync_core.revenue.contra import contra_sources
+from sync_core.revenue.credits import resolve_all_credits, spread_credits, void_rows
 from sync_core.revenue.inputs import Checked, _exceptions, check_inputs
 from sync_core.revenue.periods import month_of_ns, months_to_timestamps, timestamps_to_months
 from sync_core.revenue.schedule import Weights, method_codes, ratable_weights
@@ -63,24 +63,27 @@ def recognize(
     legal_entities: pd.DataFrame,
     payments: pd.DataFrame | None = None,
     *,
+    disputes: pd.DataFrame | None = None,
     closed_through: dict[str, pd.Timestamp] | None = None,
     booked: pd.DataFrame | None = None,
 ) -> RecognitionResult:
     """Recognize a batch of canonical documents.
 
-    ``payments`` (optional) adds the payment and refund journals. ``closed_through`` (entity
+    ``payments`` (optional) adds the payment and refund journals; ``disputes`` (optional)
+    the dispute journals (:mod:`~sync_core.revenue.contra`). ``closed_through`` (entity
     -> last closed month) moves changes to closed months into the first open month as
     corrections before the journals are written (see :func:`apply_closed_periods`).
     """
     chk = check_inputs(
         invoices, invoice_lines, credit_notes, credit_note_lines, usage_events,
-        legal_entities, payments,
+        legal_entities, payments, disputes,
     )  # fmt: skip
     sources, rows = build_sources(chk)
     schedule = complete(sources, rows)
     if closed_through:
         schedule = apply_closed_periods(schedule, closed_through, booked)
-    lines = accounting_lines(schedule, chk.invoices, chk.credit_notes, chk.payments)
+    lines = accounting_lines(schedule, chk.invoices, chk.credit_notes, chk.payments,
+                             contra=chk.contra, disputes=chk.disputes)  # fmt: skip
     return RecognitionResult(schedule, lines, chk.quarantine())
 
 
@@ -113,7 +116,7 @@ def build_sources(chk: Checked) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_src = n_lines
 
     # credit notes: one source per (note, line)
-    credits, stuck = resolve_credits(chk.credit_notes, chk.credit_lines, lines)
+    credits, stuck = resolve_all_credits(chk.credit_notes, chk.credit_lines, lines)
     if len(stuck):
         notes = chk.credit_notes
         chk.exceptions.append(_exceptions(
@@ -125,17 +128,18 @@ def build_sources(chk: Checked) -> tuple[pd.DataFrame, pd.DataFrame]:
     x = credits["amount"].to_numpy(np.int64)
     n_cr = len(credits)
     c_doc = timestamps_to_months(credits["credit_note_id"].map(cn["period"]))
-    c_owner, c_month, c_rec = spread_over_line(
-        -x, line_idx, group_starts(w.counts), w.counts, w.months, w.weights, w.totals
-    )
+    codes = method_codes(lines["inv_method"].fillna("day").to_numpy(object), n_lines)
+    c_owner, c_month, c_rec, c_counts = spread_credits(
+        -x, line_idx, w, credits["ps_ns"].to_numpy(np.int64),
+        credits["pe_ns"].to_numpy(np.int64), codes[line_idx],
+    )  # fmt: skip
     c_target = -convert_half_even(x, num[line_idx], den[line_idx])
-    c_rec_f = _functional(c_rec, c_owner, num[line_idx], den[line_idx], c_target,
-                          w.counts[line_idx])  # fmt: skip
+    c_rec_f = _functional(c_rec, c_owner, num[line_idx], den[line_idx], c_target, c_counts)
     early = c_month < c_doc[c_owner]  # service already delivered: earned, in the note's month
     c_rows = _rows(c_owner + n_src, np.maximum(c_month, c_doc[c_owner]), c_rec, c_rec_f,
                    np.where(early, c_rec, 0), np.where(early, c_rec_f, 0))  # fmt: skip
     c_lines = lines.iloc[line_idx].reset_index(drop=True)
-    c_ids = credits["credit_note_id"] + "/" + credits["line_key"]
+    c_ids = credits["source_id"]
     parts_src.append(_source_frame(
         c_lines, CREDIT_NOTE, c_ids, credits["credit_note_id"], None,
         credits["credit_note_id"].map(cn["period"]), -x, c_target,
@@ -185,6 +189,13 @@ def build_sources(chk: Checked) -> tuple[pd.DataFrame, pd.DataFrame]:
             x[vc], -c_target[vc],
         ))  # fmt: skip
         n_src += vc.size
+
+    # refunds without a credit note, disputes, uncollectible invoices
+    contra = contra_sources(chk.contra, lines, w, num, den, n_src)
+    if contra is not None:
+        parts_src.append(contra[0])
+        parts_rows.append(contra[1])
+        n_src += len(contra[0])
 
     sources = pd.concat(parts_src, ignore_index=True)
     rows = pd.concat(parts_rows, ignore_index=True)

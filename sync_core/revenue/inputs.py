@@ -16,6 +16,8 @@ import pandas as pd
 
 from sync_core.contracts.validate import EXCEPTION_COLUMNS
 from sync_core.money import CURRENCIES, MAX_AMOUNT
+from sync_core.revenue.contra_inputs import check_contra
+from sync_core.revenue.credits import credit_period_problems
 from sync_core.revenue.periods import instants_ns, is_nat, month_of_ns
 from sync_core.revenue.schedule import METHODS
 
@@ -26,7 +28,7 @@ COLUMNS = {
     "legal_entities": ["entity_id", "functional_currency", "recognition_method"],
     "invoices": [
         "invoice_id", "entity_id", "period", "currency", "status", "finalized_at", "voided_at",
-        "subtotal", "tax", "total", "fx_rate", "balance_applied",
+        "subtotal", "tax", "total", "fx_rate", "balance_applied", "uncollectible_at",
     ],
     "invoice_lines": [
         "line_key", "invoice_id", "entity_id", "period", "subscription_item_id", "line_type",
@@ -39,7 +41,7 @@ COLUMNS = {
     ],
     "credit_note_lines": [
         "credit_note_line_id", "credit_note_id", "entity_id", "period", "invoice_line_key",
-        "amount", "currency",
+        "amount", "currency", "period_start", "period_end",
     ],
     "usage_events": ["subscription_item_id", "quantity", "timestamp"],
     "payments": [
@@ -54,6 +56,7 @@ SOURCE_ID = {
     "credit_note_lines": "credit_note_line_id",
     "payments": "payment_id",
     "legal_entities": "entity_id",
+    "disputes": "dispute_id",
 }
 
 
@@ -69,6 +72,8 @@ class Checked:
     usage: pd.DataFrame
     payments: pd.DataFrame
     exceptions: list[pd.DataFrame] = field(default_factory=list)
+    disputes: pd.DataFrame = field(default_factory=pd.DataFrame)  # see contra_inputs
+    contra: pd.DataFrame = field(default_factory=pd.DataFrame)  # refund/dispute/uncollectible
 
     def quarantine(self) -> pd.DataFrame:
         parts = [e for e in self.exceptions if len(e)]
@@ -164,6 +169,7 @@ def check_inputs(
     usage_events,
     legal_entities,
     payments=None,
+    disputes=None,
 ) -> Checked:
     exc: list[pd.DataFrame] = []
     ent = _frame(legal_entities, "legal_entities").drop_duplicates("entity_id", keep="last")
@@ -193,7 +199,7 @@ def check_inputs(
          "ts": ts[keep]}
     )  # fmt: skip
     pays = _check_payments(_frame(payments, "payments"), inv, cns, ent, exc)
-    return Checked(ent, inv, lines, cns, cn_lines, usage, pays, exc)
+    return check_contra(Checked(ent, inv, lines, cns, cn_lines, usage, pays, exc), disputes)
 
 
 def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataFrame:
@@ -390,6 +396,7 @@ def _check_credit_notes(cns, cn_lines, inv, lines, exc):
     )
     bad_line = ~ok | (amount < 0) | wrong_line
     cn_lines["period"] = cn_lines["credit_note_id"].map(cns.set_index("credit_note_id")["period"])
+    bad_line |= _check_credit_periods(cn_lines, lines, bad_line, exc)
     exc.append(_exceptions(cn_lines, bad_line & ~ok, "credit_note_lines", "amount_integer",
                            "amount is not a non-negative integer"))  # fmt: skip
     exc.append(_exceptions(cn_lines, wrong_line & ok, "credit_note_lines", "line_exists",
@@ -408,6 +415,35 @@ def _check_credit_notes(cns, cn_lines, inv, lines, exc):
     cns = cns[~bad].reset_index(drop=True)
     cn_lines = cn_lines[cn_lines["credit_note_id"].isin(cns["credit_note_id"])]
     return cns, cn_lines.reset_index(drop=True)
+
+
+def _check_credit_periods(cn_lines, lines, bad, exc) -> np.ndarray:
+    """Prospective credits (credits.credit_period_problems): the lines whose service period
+    cannot be used, with an exception row each; sets ``ps_ns`` / ``pe_ns``."""
+    by_key = lines.set_index("line_key")
+    start = cn_lines["invoice_line_key"].map(by_key["start_ns"])
+    end = cn_lines["invoice_line_key"].map(by_key["end_ns"])
+    nat = np.iinfo(np.int64).min
+    problems = credit_period_problems(
+        cn_lines, month_of_ns(instants_ns(cn_lines["period"])),
+        start.fillna(nat).to_numpy(np.int64), end.fillna(nat).to_numpy(np.int64),
+    )  # fmt: skip
+    messages = {
+        "credit_period_complete": "service period needs both period_start < period_end",
+        "credit_period_within_line": "service period must name an invoice line and lie "
+        "inside that line's service period",
+        "credit_period_not_past": "a prospective credit cannot start before its credit "
+        "note's month (issue it without a period to credit months already recognized)",
+    }
+    held = np.zeros(len(cn_lines), dtype=bool)
+    for rule, mask in problems.items():
+        mask = mask & ~bad & ~held
+        exc.append(_exceptions(cn_lines, mask, "credit_note_lines", rule, messages[rule]))
+        held |= mask
+    given = ~held & ~bad & ~is_nat(instants_ns(cn_lines["period_start"]))
+    cn_lines["ps_ns"] = np.where(given, instants_ns(cn_lines["period_start"]), nat)
+    cn_lines["pe_ns"] = np.where(given, instants_ns(cn_lines["period_end"]), nat)
+    return held
 
 
 def _check_payments(pays, inv, cns, ent, exc):

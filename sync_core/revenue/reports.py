@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sync_core.revenue.balances import CREDIT_NOTE, CREDIT_NOTE_VOID, INVOICE_LINE, INVOICE_VOID
+from sync_core.revenue.contra import CONTRA_SOURCES
 from sync_core.revenue.periods import months_to_timestamps, timestamps_to_months
 
 ROLLFORWARD_COLUMNS = [
@@ -32,8 +33,9 @@ def rollforward(schedule: pd.DataFrame) -> pd.DataFrame:
 
     ``opening_deferred + billings - recognized - credits == closing_deferred`` where
     ``billings`` is what invoices put on deferred revenue (net of voids), ``recognized`` what
-    the months' revenue took off it, ``credits`` what credit notes took off it (net of their
-    voids), and ``closing_deferred`` the sum of the schedule's deferred balances. Also:
+    the months' revenue took off it, ``credits`` what credit notes (net of their voids),
+    refunds, disputes and uncollectible invoices took off it, and ``closing_deferred`` the
+    sum of the schedule's deferred balances. Also:
     ``revenue`` (all revenue recognized, including revenue earned before billing and the
     contra-revenue of credit notes) and the unbilled AR balances.
     """
@@ -43,7 +45,7 @@ def rollforward(schedule: pd.DataFrame) -> pd.DataFrame:
     stype = s["source_type"]
     booked = s["deferred_booked"].to_numpy(np.int64)
     is_bill = stype.isin([INVOICE_LINE, INVOICE_VOID]).to_numpy()
-    is_credit = stype.isin([CREDIT_NOTE, CREDIT_NOTE_VOID]).to_numpy()
+    is_credit = stype.isin([CREDIT_NOTE, CREDIT_NOTE_VOID, *CONTRA_SOURCES]).to_numpy()
     frame = pd.DataFrame(
         {
             "entity_id": s["entity_id"].to_numpy(),

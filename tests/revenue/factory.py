@@ -39,6 +39,7 @@ class Book:
     note_lines: list[dict] = field(default_factory=list)
     usage: list[dict] = field(default_factory=list)
     payments: list[dict] = field(default_factory=list)
+    disputes: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.add_entity(self.entity, self.functional, self.method)
@@ -52,7 +53,8 @@ class Book:
 
     def invoice(self, invoice_id: str, finalized_at, lines: list[tuple], *, currency="USD",
                 tax: int = 0, fx_rate: str = "1", status: str = "open", voided_at=None,
-                entity: str | None = None, customer: str = "cus_1") -> Book:  # fmt: skip
+                entity: str | None = None, customer: str = "cus_1",
+                uncollectible_at=None) -> Book:  # fmt: skip
         """``lines``: (line_id, amount, start, end[, line_type[, item]]) tuples."""
         entity = entity or self.entity
         subtotal = 0
@@ -76,6 +78,7 @@ class Book:
              "finalized_at": ts(finalized_at),
              "voided_at": ts(voided_at) if voided_at is not None else pd.NaT,
              "subtotal": subtotal, "tax": tax, "total": subtotal + tax, "fx_rate": fx_rate,
+             "uncollectible_at": ts(uncollectible_at) if uncollectible_at is not None else pd.NaT,
              "entity_id": entity, "period": month(finalized_at)}
         )  # fmt: skip
         return self
@@ -130,6 +133,20 @@ class Book:
         )  # fmt: skip
         return self
 
+    def dispute(self, dispute_id: str, payment_id: str, amount: int, at, *,
+                status: str = "lost", closed_at=None, fee: int = 0, fee_currency: str = "USD",
+                fx_rate: str = "1", currency: str = "USD") -> Book:  # fmt: skip
+        pay = next(p for p in self.payments if p["payment_id"] == payment_id)
+        self.disputes.append(
+            {"dispute_id": dispute_id, "payment_id": payment_id,
+             "invoice_id": pay["invoice_id"], "customer_id": pay["customer_id"],
+             "amount": amount, "currency": currency, "fee": fee, "fee_currency": fee_currency,
+             "status": status, "created_at": ts(at),
+             "closed_at": ts(closed_at) if closed_at is not None else pd.NaT,
+             "fx_rate": fx_rate, "entity_id": self.entity, "period": month(at)}
+        )  # fmt: skip
+        return self
+
     def frames(self, validate: bool = True) -> dict[str, pd.DataFrame]:
         raw = {
             "invoices": self.invoices,
@@ -139,6 +156,7 @@ class Book:
             "usage_events": self.usage,
             "legal_entities": self.entities,
             "payments": self.payments,
+            "disputes": self.disputes,
         }
         out = {}
         for name, records in raw.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sync_core.revenue import recognize, rollforward
-from tests.revenue.factory import Book, account_moves, per_month
+from tests.revenue.factory import Book, account_moves, per_month, ts
 
 M = {m: pd.Timestamp(f"2026-{m:02d}-01", tz="UTC") for m in range(1, 13)}
 
@@ -229,3 +229,153 @@ def test_pre_payment_note_out_of_band_part_reduces_what_the_customer_owes():
     assert moves(r, "ExternalCustomerBalance") == {}
     assert moves(r, "Cash") == {M[2]: 6000}
     assert_books_hold(r)
+
+
+# ------------------------------------------------------------------------------------------
+# 3. Prospective credit notes (a service period on the credit note line)
+# ------------------------------------------------------------------------------------------
+
+
+def credit_period(book: Book, note_id: str, start, end) -> Book:
+    """Give the last line of ``note_id`` a service period (a prospective credit)."""
+    line = [n for n in book.note_lines if n["credit_note_id"] == note_id][-1]
+    line["period_start"], line["period_end"] = ts(start), ts(end)
+    return book
+
+
+def test_chargebee_future_discount_reduces_only_the_months_to_come():
+    """Chargebee RevRec, "Recognizing Chargebee credit notes", use case Future Discounts:
+    a 6-month contract of 600 (100 a month); in April a future discount of 60 makes it 540.
+
+    | Original | 100 | 100 | 100 | 100 | 100 | 100 |  (Jan .. Jun)
+    | Roll forward | 100 | 100 | 100 | 80 | 80 | 80 |
+    """
+    b = Book(method="month")  # Chargebee's example is by month
+    b.invoice("in_cb6", "2026-01-01", [("il_6", 60000, "2026-01-01", "2026-07-01")])
+    b.credit_note("cn_fd", "in_cb6", "2026-04-01", [("in_cb6/il_6", 6000)])
+    credit_period(b, "cn_fd", "2026-04-01", "2026-07-01")
+    r = recognize(**b.frames())
+    assert by_month(r, "recognized") == {M[1]: 10000, M[2]: 10000, M[3]: 10000,
+                                         M[4]: 8000, M[5]: 8000, M[6]: 8000}  # fmt: skip
+    assert moves(r, "Revenue") == {M[1]: -10000, M[2]: -10000, M[3]: -10000,
+                                   M[4]: -8000, M[5]: -8000, M[6]: -8000}  # fmt: skip
+    assert moves(r, "CreditNotes") == {}  # no contra revenue for January - March
+    # the whole credit comes off deferred revenue (30000 left at the end of March)
+    assert by_month(r, "deferred_balance") == {M[1]: 50000, M[2]: 40000, M[3]: 30000,
+                                               M[4]: 16000, M[5]: 8000, M[6]: 0}  # fmt: skip
+    assert moves(r, "AccountsReceivable") == {M[1]: 60000, M[4]: -6000}
+    assert r.quarantine.empty
+    assert_books_hold(r)
+
+
+def test_same_credit_without_a_period_is_retrospective():
+    """The contrast: without a service period the 60 follows the whole line (10 a month),
+    and January - March's 30 is contra revenue in April."""
+    b = Book(method="month")
+    b.invoice("in_cb6", "2026-01-01", [("il_6", 60000, "2026-01-01", "2026-07-01")])
+    b.credit_note("cn_rt", "in_cb6", "2026-04-01", [("in_cb6/il_6", 6000)])
+    r = recognize(**b.frames())
+    assert moves(r, "CreditNotes") == {M[4]: 3000}
+    assert moves(r, "Revenue") == {M[1]: -10000, M[2]: -10000, M[3]: -10000,
+                                   M[4]: -9000, M[5]: -9000, M[6]: -9000}  # fmt: skip
+    assert_books_hold(r)
+
+
+def test_prospective_credit_by_day_over_the_rest_of_an_annual_line():
+    """365.00 for 2026 by day (1.00 a day); on July 1 a credit of 92.00 for Jul 1 - Jan 1
+    (184 days, 0.50 a day): July 15.50, August 15.50, September 15.00, October 15.50,
+    November 15.00, December 15.50 of revenue; the first half year keeps 181.00."""
+    b = Book().invoice("in_y", "2026-01-01", [("il_y", 36500, "2026-01-01", "2027-01-01")])
+    b.credit_note("cn_y", "in_y", "2026-07-01", [("in_y/il_y", 9200)])
+    credit_period(b, "cn_y", "2026-07-01", "2027-01-01")
+    r = recognize(**b.frames())
+    rec = by_month(r, "recognized")
+    assert [rec[M[m]] for m in range(1, 7)] == [3100, 2800, 3100, 3000, 3100, 3000]
+    assert [rec[M[m]] for m in range(7, 13)] == [1550, 1550, 1500, 1550, 1500, 1550]
+    assert moves(r, "CreditNotes") == {}
+    cn = r.accounting_lines.query("event == 'credit_note'").set_index("account")
+    assert cn.loc["DeferredRevenue", "debit"] == 9200
+    assert cn.loc["AccountsReceivable", "credit"] == 9200
+    assert_books_hold(r)
+
+
+def test_voided_prospective_credit_restores_the_schedule():
+    b = Book().invoice("in_y", "2026-01-01", [("il_y", 36500, "2026-01-01", "2027-01-01")])
+    b.credit_note("cn_y", "in_y", "2026-07-01", [("in_y/il_y", 9200)], status="void",
+                  voided_at="2026-08-20")  # fmt: skip
+    credit_period(b, "cn_y", "2026-07-01", "2027-01-01")
+    r = recognize(**b.frames())
+    rec = by_month(r, "recognized")
+    # July's 15.50 reduction is caught up in August; from September the original schedule
+    assert [rec[M[m]] for m in range(7, 13)] == [1550, 3100 + 1550, 3000, 3100, 3000, 3100]
+    assert sum(rec.values()) == 36500
+    assert moves(r, "CreditNotes") == {}
+    assert_books_hold(r)
+
+
+def test_prospective_and_retrospective_lines_of_one_note():
+    """One note: 10.00 spread over the whole line (Jan - Mar earned: contra in April) and a
+    prospective 30.00 for the months still to come, by month."""
+    b = Book(method="month")
+    b.invoice("in_m", "2026-01-01", [("il_m", 60000, "2026-01-01", "2026-07-01")])
+    b.credit_note("cn_m", "in_m", "2026-04-01", [("in_m/il_m", 600), ("in_m/il_m", 3000)])
+    credit_period(b, "cn_m", "2026-04-01", "2026-07-01")
+    r = recognize(**b.frames())
+    assert moves(r, "CreditNotes") == {M[4]: 300}
+    assert by_month(r, "recognized") == {M[1]: 10000, M[2]: 10000, M[3]: 10000,
+                                         M[4]: 10000 - 100 - 300 - 1000,
+                                         M[5]: 10000 - 100 - 1000,
+                                         M[6]: 10000 - 100 - 1000}  # fmt: skip
+    assert_books_hold(r)
+
+
+def quarantined_rule(b: Book, note_id: str) -> dict:
+    r = recognize(**b.frames(validate=False))
+    q = r.quarantine
+    assert note_id not in set(r.schedule["document_id"])
+    assert "in_ok" in set(r.schedule["invoice_id"])  # the rest of the batch goes on
+    assert q.set_index("source_id").loc[note_id, "rule"] == "lines_valid"
+    lines = q[q["object_type"] == "credit_note_lines"]
+    return dict(zip(lines["rule"], lines["message"], strict=True))
+
+
+def _book_with_other_invoice() -> Book:
+    b = Book()
+    b.invoice("in_ok", "2026-01-01", [("il_ok", 3100, "2026-01-01", "2026-02-01")])
+    b.invoice("in_q", "2026-01-01", [("il_q", 36500, "2026-01-01", "2027-01-01")])
+    return b
+
+
+def test_credit_period_outside_the_credited_line_is_quarantined():
+    b = _book_with_other_invoice()
+    b.credit_note("cn_out", "in_q", "2026-07-01", [("in_q/il_q", 9200)])
+    credit_period(b, "cn_out", "2026-07-01", "2027-02-01")  # past the line's end
+    rules = quarantined_rule(b, "cn_out")
+    assert list(rules) == ["credit_period_within_line"]
+    assert "inside that line's service period" in rules["credit_period_within_line"]
+
+
+def test_credit_period_on_a_line_naming_no_invoice_line_is_quarantined():
+    b = _book_with_other_invoice()
+    b.credit_note("cn_loose", "in_q", "2026-07-01", [(None, 9200)])
+    credit_period(b, "cn_loose", "2026-07-01", "2026-12-01")
+    assert list(quarantined_rule(b, "cn_loose")) == ["credit_period_within_line"]
+
+
+def test_credit_period_starting_before_the_notes_month_is_quarantined():
+    """Months already recognized cannot take a prospective credit (that is contra revenue:
+    a note without a period)."""
+    b = _book_with_other_invoice()
+    b.credit_note("cn_past", "in_q", "2026-07-01", [("in_q/il_q", 9200)])
+    credit_period(b, "cn_past", "2026-06-01", "2026-12-01")
+    rules = quarantined_rule(b, "cn_past")
+    assert list(rules) == ["credit_period_not_past"]
+    assert "before its credit note's month" in rules["credit_period_not_past"]
+
+
+def test_credit_period_with_a_start_and_no_end_is_quarantined():
+    b = _book_with_other_invoice()
+    b.credit_note("cn_half", "in_q", "2026-07-01", [("in_q/il_q", 9200)])
+    line = b.note_lines[-1]
+    line["period_start"], line["period_end"] = ts("2026-07-01"), pd.NaT
+    assert list(quarantined_rule(b, "cn_half")) == ["credit_period_complete"]
