@@ -21,7 +21,9 @@ with tolerance ``~ 0``:
   ``balance_applied`` when the column exists) in its period, - the same in the month it is
   voided; - a pre-payment credit note's ``total`` in its period, + it back in the month it is
   voided (a post-payment note is settled by refund, credit balance or outside the platform, not
-  by AR); - every succeeded payment of an invoice in its period;
+  by AR); - every succeeded payment of an invoice in its period; an invoice marked
+  uncollectible is written off (its open AR to zero in that month; a later payment is a
+  recovery, not AR);
 - minus the reconciling items read from ``erp_postings``: lines of journals held instead of
   posted (``posting_status != 'posted'``, never in the GL), and lines posted in a later period
   than their own (in the GL only from ``posting_period``).
@@ -177,8 +179,28 @@ def _unbilled(engine) -> pd.DataFrame:
     return out.assign(account="UnbilledAccountsReceivable")
 
 
+def _instant(values) -> pd.Series:
+    return pd.to_datetime(pd.Series(values), utc=True, format="mixed").dt.tz_convert(None)
+
+
+def _moves(df, month, at, amount) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity_id": df["entity_id"].to_numpy(),
+            "invoice_id": df["invoice_id"].to_numpy(),
+            "month": pd.Series(month).to_numpy(),
+            "at": pd.Series(at).to_numpy(),
+            "currency": df["currency"].to_numpy(),
+            "amount": pd.Series(amount).to_numpy(dtype="int64"),
+        }
+    )
+
+
 def _ar_moves(engine) -> pd.DataFrame:
-    """Documents' movements of AR (entity_id, month, currency, amount), not cumulated."""
+    """Documents' movements of AR (entity_id, month, currency, amount), not cumulated.
+
+    An invoice marked uncollectible is written off: its AR goes to zero in that month, and a
+    later payment of it is a recovery that does not touch AR."""
     inv = read_table(engine, "invoices")
     applied = inv["balance_applied"].fillna(0) if "balance_applied" in inv else 0
     due = inv["total"].astype("int64") - pd.Series(applied, index=inv.index).astype("int64")
@@ -188,27 +210,30 @@ def _ar_moves(engine) -> pd.DataFrame:
     pay = pay[
         (pay["kind"] == "payment") & (pay["status"] == "succeeded") & pay["invoice_id"].notna()
     ]
-    voided_inv, voided_cn = inv[inv["voided_at"].notna()], cn[cn["voided_at"].notna()]
-    parts = [
-        (inv, _month(inv["period"]), due),
-        (voided_inv, _month(voided_inv["voided_at"]), -due[voided_inv.index]),
-        (cn, _month(cn["period"]), -cn["total"].astype("int64")),
-        (voided_cn, _month(voided_cn["voided_at"]), voided_cn["total"].astype("int64")),
-        (pay, _month(pay["period"]), -pay["amount"].astype("int64")),
-    ]
-    frames = [
-        pd.DataFrame(
-            {
-                "entity_id": df["entity_id"].to_numpy(),
-                "month": month.to_numpy(),
-                "currency": df["currency"].to_numpy(),
-                "amount": pd.Series(amount).to_numpy(dtype="int64"),
-            }
-        )
-        for df, month, amount in parts
-        if len(df)
-    ]
-    return pd.concat(frames, ignore_index=True)
+    vi, vc = inv[inv["voided_at"].notna()], cn[cn["voided_at"].notna()]
+    moves = pd.concat(
+        [
+            _moves(inv, _month(inv["period"]), _instant(inv["finalized_at"]), due),
+            _moves(vi, _month(vi["voided_at"]), _instant(vi["voided_at"]), -due[vi.index]),
+            _moves(cn, _month(cn["period"]), _instant(cn["issued_at"]), -cn["total"]),
+            _moves(vc, _month(vc["voided_at"]), _instant(vc["voided_at"]), vc["total"]),
+            _moves(pay, _month(pay["period"]), _instant(pay["created_at"]), -pay["amount"]),
+        ],
+        ignore_index=True,
+    )
+    if "uncollectible_at" not in inv or inv["uncollectible_at"].isna().all():
+        return moves
+    bad = inv[inv["uncollectible_at"].notna()]
+    when = dict(zip(bad["invoice_id"], _instant(bad["uncollectible_at"])))
+    cut = moves["invoice_id"].map(when)
+    keep = cut.isna() | (moves["at"] <= cut)
+    moves = moves[keep]
+    open_ = moves[moves["invoice_id"].isin(when)].groupby("invoice_id")["amount"].sum()
+    bad = bad.set_index("invoice_id").loc[open_.index].reset_index()
+    written_off = _moves(
+        bad, _month(bad["uncollectible_at"]), _instant(bad["uncollectible_at"]), -open_.to_numpy()
+    )
+    return pd.concat([moves, written_off], ignore_index=True)
 
 
 def _cumulative(moves: pd.DataFrame, months: list[pd.Timestamp], account: str) -> pd.DataFrame:

@@ -21,6 +21,8 @@ from sync_assets.runner import derived_assets, ingest_assets
 from sync_core.demo.generator import generate
 from tests.helpers import make_resources, materialize
 from tests.oracle.beancount_export import (
+    _ar_moves,
+    _cumulative,
     _ledger,
     balance_text,
     check,
@@ -234,3 +236,28 @@ def test_subledger_balances_cover_every_month(demo_ledger):
     expected = subledger_balances(demo_ledger)
     deferred = expected[expected["account"] == "DeferredRevenue"]
     assert sorted(deferred["month"].dt.strftime("%Y-%m").unique()) == [m[:7] for m in MONTHS]
+
+
+def test_ar_from_documents_writes_off_an_uncollectible_invoice(tmp_path):
+    """31.00 USD invoiced in January, 10.00 paid in February, marked uncollectible in March,
+    5.00 recovered in April: AR 31.00, 21.00, 0.00, 0.00 (the recovery is not AR)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'docs.sqlite'}")
+    doc = {"entity_id": "US01", "currency": "USD"}
+    pd.DataFrame(
+        [{**doc, "invoice_id": "in_1", "period": "2025-01-01", "total": 3100,
+          "balance_applied": 0, "finalized_at": "2025-01-15T00:00:00Z", "voided_at": None,
+          "uncollectible_at": "2025-03-20T00:00:00Z"}]
+    ).to_sql("invoices", engine, index=False)  # fmt: skip
+    pd.DataFrame(
+        columns=["entity_id", "currency", "invoice_id", "type", "period", "issued_at",
+                 "voided_at", "total"]
+    ).to_sql("credit_notes", engine, index=False)  # fmt: skip
+    pd.DataFrame(
+        [{**doc, "invoice_id": "in_1", "kind": "payment", "status": "succeeded",
+          "period": p, "created_at": at, "amount": a}
+         for p, at, a in (("2025-02-01", "2025-02-09T00:00:00Z", 1000),
+                          ("2025-04-01", "2025-04-02T00:00:00Z", 500))]
+    ).to_sql("payments", engine, index=False)  # fmt: skip
+    months = [pd.Timestamp(f"2025-{m:02d}-01") for m in range(1, 5)]
+    ar = _cumulative(_ar_moves(engine), months, "AccountsReceivable")
+    assert ar["amount"].tolist() == [3100, 2100, 0, 0]
