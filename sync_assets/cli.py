@@ -7,10 +7,11 @@ Which partitions a drop touches (legal entity x month, ``YYYY-MM-01``):
   its lines with it, a credit note's ``issued_at`` month, a payment's ``created_at``, ...;
 - **derived** partitions (revenue, accounting lines, proposals, postings, reconciliation):
   the ingest partitions, plus the months an invoice line's service period
-  ``[period_start, period_end)`` recognizes into, the void month of an invoice or credit note,
-  the service months of the lines a credit note credits (from its issue month on), and, for a
-  customer whose record changed, the months of that customer's documents (their held
-  journals post there).
+  ``[period_start, period_end)`` recognizes into, the void month of a credit note, the void
+  month of an invoice and its service months from then on, the service months of the lines a
+  credit note credits or a refund refunds (from its issue or refund month on), and, for a
+  customer whose record changed, the months of that customer's documents and the service
+  months of its invoices (its held journals, and the revenue held with them, post there).
 
 Months after the current month, or before the first partition, cannot be materialized: they
 are reported, never dropped silently. ``--entity`` and ``--from``/``--to`` narrow both lists.
@@ -86,6 +87,14 @@ def _record_partitions(frames: dict[str, pd.DataFrame]) -> set[tuple[str, pd.Tim
     return out
 
 
+def _credited(entity, lines: pd.DataFrame, floor) -> set[tuple[str, pd.Timestamp]]:
+    """The service months of ``lines`` from ``floor`` on (and ``floor`` itself)."""
+    out = {(entity, floor)}
+    for ln in lines.itertuples(index=False):
+        out |= {(entity, m) for m in _service_months(ln.period_start, ln.period_end, floor)}
+    return out
+
+
 def _derived_months(delivery, lookup) -> set[tuple[str, pd.Timestamp]]:
     """Months beyond the records' own periods that a delivery changes (module docstring)."""
     out: set[tuple[str, pd.Timestamp]] = set()
@@ -94,27 +103,32 @@ def _derived_months(delivery, lookup) -> set[tuple[str, pd.Timestamp]]:
     )
     for r in delivery["invoice_lines"].itertuples(index=False):
         out |= {(r.entity_id, m) for m in _service_months(r.period_start, r.period_end)}
-    for name in ("invoices", "credit_notes"):
-        for r in delivery[name].itertuples(index=False):
-            if (m := _month(r.voided_at)) is not None:
-                out.add((r.entity_id, m))
+    for r in delivery["invoices"].itertuples(index=False):  # a void stops what is still to come
+        if (void := _month(r.voided_at)) is not None:
+            out |= _credited(r.entity_id, lines[lines["invoice_id"] == r.invoice_id], void)
+    for r in delivery["credit_notes"].itertuples(index=False):
+        if (m := _month(r.voided_at)) is not None:
+            out.add((r.entity_id, m))
+    pays = delivery["payments"]
+    for r in pays[pays["kind"] == "refund"].itertuples(index=False):  # refunds clear deferred
+        if r.invoice_id is not None and not pd.isna(r.invoice_id):
+            out |= _credited(r.entity_id, lines[lines["invoice_id"] == r.invoice_id], r.period)
     note_lines = pd.concat([lookup["credit_note_lines"], delivery["credit_note_lines"]])
     for r in delivery["credit_notes"].itertuples(index=False):
         named = note_lines.loc[note_lines["credit_note_id"] == r.credit_note_id, "invoice_line_key"]
         credited = lines[lines["line_key"].isin(named.dropna())]
         if named.isna().any() or not len(named):  # credits the invoice's lines pro rata
             credited = pd.concat([credited, lines[lines["invoice_id"] == r.invoice_id]])
-        issued = _month(r.issued_at)
-        for ln in credited.itertuples(index=False):
-            out |= {
-                (r.entity_id, m) for m in _service_months(ln.period_start, ln.period_end, issued)
-            }
+        out |= _credited(r.entity_id, credited, _month(r.issued_at))
     changed = set(delivery["customers"]["customer_id"])
     for name in filedrop.PERIOD_COLUMN:  # a changed customer: the months of its documents
         docs = lookup[name]
         if name != "customers" and "customer_id" in docs and len(docs):
             docs = docs[docs["customer_id"].isin(changed) & docs["period"].notna()]
             out |= set(zip(docs["entity_id"], docs["period"]))
+    billed = lookup["invoices"][lookup["invoices"]["customer_id"].isin(changed)]
+    for ln in lines[lines["invoice_id"].isin(billed["invoice_id"])].itertuples(index=False):
+        out |= {(ln.entity_id, m) for m in _service_months(ln.period_start, ln.period_end)}
     return out
 
 

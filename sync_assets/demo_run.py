@@ -1,22 +1,38 @@
 """`make demo`: generate the demo platform, materialize every asset for every legal entity over
-twelve months on the local instance, and print a summary per entity and period.
+twelve months on the local instance, and print a summary per entity and period; then deliver
+late changes and run again what they touch.
 
 Stage 1 ingests every partition; stage 2 recognizes revenue and builds postings, so every
 period's schedule sees the documents of every period (a proration billed in May for April
-service is in April's schedule). Both stages replace partitions, so a second run leaves the
-warehouse identical.
+service is in April's schedule). Both stages replace partitions.
+
+The second pass (sync_core/demo/late_changes.py) delivers, once per generated platform, a
+voided invoice that was posted, a refund without a credit note, a credit note issued in
+February after US01's revenue and ERP periods were closed through February, and the ERP id of
+a customer whose journals were held; it re-runs only the partitions that delivery touches
+(``billing-sync``'s partition logic) and prints the reversals, corrections and released holds
+it produced, the open exceptions and the reconciliation drift. A second `make demo` finds the
+delivery made, posts nothing new and leaves the warehouse identical.
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from sync_assets import runner
+import pandas as pd
+import sqlalchemy as sa
+
+from sync_assets import cli, runner
 from sync_assets.definitions import LOCAL, build_resources
 from sync_assets.runner import summary  # noqa: F401 - the demo's summary (tests, README)
+from sync_core.demo import late_changes
+from sync_core.erp.periods import set_period_status
+from sync_core.money import format_money
 
 INGEST = runner.ingest_assets()  # from the asset graph (sync_assets/runner.py)
 DERIVED = runner.derived_assets()
@@ -30,6 +46,7 @@ def _ensure_source(folder: Path, subscriptions: int, seed: int, year: int) -> No
     wanted = {"subscriptions": subscriptions, "seed": seed, "year": year}
     if manifest.exists() and json.loads(manifest.read_text()) == wanted:
         return
+    late_changes.remove(folder)  # a new platform has had no late delivery yet
     t = time.perf_counter()
     counts = generate(folder, subscriptions=subscriptions, seed=seed, year=year)
     manifest.write_text(json.dumps(wanted))
@@ -44,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--year", type=int, default=2025)
+    parser.add_argument(
+        "--entity", action="append", help="only these legal entities (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--no-late-changes", action="store_true", help="skip the second pass (late changes)"
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("SYNC_SOURCE_KIND", "demo")
@@ -76,6 +99,7 @@ def _run_demo(args) -> int:
 
     runner.materialize(instance, resources, ["legal_entities"])
     entities = sorted(wh.read("legal_entities")["entity_id"])
+    entities = [e for e in entities if not args.entity or e in args.entity]
     runner.add_entities(instance, entities)
     periods = [f"{args.year}-{m:02d}-01" for m in range(1, 13)]
     keys = [(e, p) for e in entities for p in periods]
@@ -84,8 +108,86 @@ def _run_demo(args) -> int:
         f"materialized {len(keys)} partitions x {len(INGEST) + len(DERIVED)} assets "
         f"in {took:.1f}s\n"
     )
-    runner.print_summary(resources)
+    runner.print_summary(resources, entities=entities)
+    if source.kind == "demo" and not args.no_late_changes:
+        _second_pass(args, resources, instance, Path(source.path), entities)
     return 0
+
+
+def _second_pass(args, resources, instance, folder: Path, entities: list[str]) -> None:
+    """Deliver the late changes (once), close the early months, re-run what they touch."""
+    wh = resources["warehouse"].process_config_and_initialize().get()
+    erp = resources["erp"].process_config_and_initialize()
+    picks = late_changes.delivered(folder)
+    fresh = picks is None
+    if fresh:
+        entity = "US01" if "US01" in entities else entities[0]
+        picks = late_changes.deliver_picks(folder, cli.read_drop(folder), args.year, entity)
+    entity, close = picks["entity"], picks["close_through"]
+    wh.close_period(entity, close, "demo")
+    for month in pd.date_range(f"{args.year}-01-01", close, freq="MS"):
+        set_period_status(erp.engine(), entity, month, "closed")
+    print(
+        f"\nlate changes{'' if fresh else ' (already delivered)'}: {entity} revenue and ERP "
+        f"periods closed through {close[:7]}; voided {picks['voided_invoice']}, refunded "
+        f"{picks['refunded_invoice']} ({picks['refund_id']}), late credit note "
+        f"{picks['credit_note']} on {picks['credited_invoice']}, ERP id "
+        f"{picks['erp_customer_id']} for {picks['released_customer']}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:  # the delivery alone, read as a file drop
+        for path in late_changes.delivery_files(folder) + [folder / "legal_entities.csv"]:
+            shutil.copy(path, tmp)
+        delivery = cli.read_drop(tmp)
+    parts = cli.drop_partitions(
+        delivery, cli.read_drop(folder), start=f"{args.year}-01", end=f"{args.year}-12"
+    )
+    ingest = [p for p in parts.ingest if p[0] in entities]
+    derived = [p for p in parts.derived if p[0] in entities]
+    before, started = erp.ledger().journals(), pd.Timestamp.now(tz="UTC")
+    took = runner.run_stages(
+        instance, resources, ingest, derived, say=lambda m: print(m, flush=True)
+    )
+    print(
+        f"second pass: {len(ingest)} ingest and {len(derived)} derived partitions in {took:.1f}s\n"
+    )
+    runner.print_summary(resources, derived, entities)
+    print(second_pass_line(wh, erp, before, started))
+
+
+def second_pass_line(wh, erp, before: pd.DataFrame, started: pd.Timestamp) -> str:
+    """Reversals, corrections and released holds of the second pass, open exceptions, drift."""
+    ledger = erp.ledger().journals()
+    new = ledger[~ledger["external_id"].isin(before["external_id"])] if len(before) else ledger
+    reversals = int(new["reverses"].notna().sum()) if len(new) else 0
+    corrections = int(new["correction"].sum()) if len(new) else 0
+    sched = wh.read("revenue_schedules")
+    schedule_corrections = int(sched["correction"].sum()) if len(sched) else 0
+    queue = erp.queue().all()
+    resolved_at = pd.to_datetime(queue["resolved_at"], utc=True) if len(queue) else None
+    released = (
+        int(((queue["status"] == "resolved") & (resolved_at >= started)).sum()) if len(queue) else 0
+    )
+    still_open = int((queue["status"] == "open").sum()) if len(queue) else 0
+    return (
+        f"second pass: {len(new)} journals posted ({reversals} reversals, {corrections} "
+        f"corrections), {released} held journals released; revenue corrections in the schedule: "
+        f"{schedule_corrections} rows; open posting exceptions: {still_open}; {drift_text(wh)}"
+    )
+
+
+def drift_text(wh) -> str:
+    """Unexplained drift from the ``reconciliation`` table, when it exists."""
+    if "reconciliation" not in sa.inspect(wh.engine).get_table_names():
+        return "drift: no reconciliation table yet"
+    rec = wh.read("reconciliation")
+    if not len(rec) or "drift" not in rec:
+        return "drift: reconciliation is empty"
+    off = rec[rec["drift"] != 0]
+    if not len(off):
+        return f"unexplained drift: 0 in {len(rec)} reconciliation checks"
+    per = off.groupby("currency")["drift"].apply(lambda s: int(s.abs().sum()))
+    money = ", ".join(format_money(v, c) for c, v in per.items())
+    return f"unexplained drift: {money} in {len(off)} of {len(rec)} reconciliation checks"
 
 
 if __name__ == "__main__":

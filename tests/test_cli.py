@@ -85,11 +85,25 @@ def test_a_late_void_and_a_customer_change_touch_their_months():
     late["customers"] = whole["customers"][whole["customers"]["customer_id"] == "cus_ex4"]
     parts = cli.drop_partitions(late, whole, now=NOW)
     assert parts.ingest == [("CA01", "2025-01-01"), ("US01", "2025-01-01")]
-    # the void month; the customer's invoice (Feb) and usage (Jan, Feb) months
+    # the void month; the customer's invoice (Feb), usage (Jan, Feb) and service months
     assert parts.derived == [
         ("CA01", "2025-01-01"), ("CA01", "2025-02-01"),
         ("US01", "2025-01-01"), ("US01", "2025-04-01"),
     ]  # fmt: skip
+
+
+def test_a_refund_touches_the_service_months_still_to_come():
+    whole = cli.read_drop(CASE)
+    late = {name: df.iloc[0:0] for name, df in whole.items()}
+    refund = whole["payments"].copy()
+    refund["payment_id"], refund["kind"] = "py_refund", "refund"
+    refund["created_at"] = pd.Timestamp("2025-01-29T00:00:00Z")
+    refund["period"] = pd.Timestamp("2025-01-01", tz="UTC")
+    late["payments"] = refund
+    parts = cli.drop_partitions(late, whole, now=NOW)
+    assert parts.ingest == [("US01", "2025-01-01")]
+    # the service Jan 15 - Feb 15 still to come in February stops being recognized
+    assert parts.derived == [("US01", "2025-01-01"), ("US01", "2025-02-01")]
 
 
 def test_run_materializes_exactly_the_drop_and_prints_the_worked_examples(env, capsys):
