@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -46,6 +47,7 @@ from sync_core.contracts.models import FX_RATE
 from sync_core.contracts.validate import DEFAULT_OWNER, EXCEPTION_COLUMNS, OWNER
 from sync_core.filedrop import file_columns
 from sync_core.stripe.currencies import RULE_MINOR_UNITS, InexactAmount, iso_row
+from sync_core.stripe.disputes import balance_applied, closed_at_from_events, dispute_row
 
 DAY_S = 86_400
 RULE_REQUIRED = "stripe_required_field"
@@ -60,6 +62,7 @@ OBJECTS = (
     "credit_notes",
     "credit_note_lines",
     "payments",
+    "disputes",
 )
 _FX = re.compile(FX_RATE)
 
@@ -98,6 +101,7 @@ class Normalized:
     credit_notes: pd.DataFrame = field(default_factory=lambda: _empty("credit_notes"))
     credit_note_lines: pd.DataFrame = field(default_factory=lambda: _empty("credit_note_lines"))
     payments: pd.DataFrame = field(default_factory=lambda: _empty("payments"))
+    disputes: pd.DataFrame = field(default_factory=lambda: _empty("disputes"))
     quarantine: pd.DataFrame = field(default_factory=_empty_quarantine)
     notes: pd.DataFrame = field(default_factory=_empty_notes)
 
@@ -475,6 +479,11 @@ class _Run:
                 "tax": tax,
                 "total": total,
                 "fx_rate": self.fx(inv, currency, entity, finalized),
+                "uncollectible_at": _opt_int(
+                    _dig(inv, "status_transitions.marked_uncollectible_at"),
+                    "status_transitions.marked_uncollectible_at",
+                ),
+                "balance_applied": balance_applied(inv, _int),
             }
             row = self.iso("invoices", row)
         except _Bad as exc:
@@ -869,6 +878,14 @@ class _Run:
         except _Bad as exc:
             self.bad("payments", pid, None, created, exc)
 
+    def dispute(self, d: Mapping, closed: Mapping[str, int]) -> None:
+        """A dispute -> ``disputes`` (rules in :mod:`sync_core.stripe.disputes`)."""
+        did, created = _ref(_dig(d, "id")), _safe_epoch(_dig(d, "created"))
+        try:
+            self.rows["disputes"].append(dispute_row(self, d, closed, _HELPERS))
+        except _Bad as exc:
+            self.bad("disputes", did, None, created, exc)
+
     def meter_event(self, ev: Mapping, items: Mapping[str, list[tuple]]) -> None:
         """A billing meter event -> usage event. The subscription item comes from
         ``payload.subscription_item`` or, failing that, from the customer's only metered
@@ -905,6 +922,12 @@ class _Run:
             )
         except _Bad as exc:
             self.bad("usage_events", eid, entity, ts, exc)
+
+
+_HELPERS = SimpleNamespace(
+    Bad=_Bad, ref=_ref, dig=_dig, req=_req, int=_int, ccy=_ccy, epoch=_epoch,
+    rule_minor_units=RULE_MINOR_UNITS,
+)  # fmt: skip
 
 
 def _safe_epoch(v: Any) -> int | None:
@@ -1011,6 +1034,7 @@ def normalize_all(
     charges: Iterable[Mapping] = (),
     refunds: Iterable[Mapping] = (),
     meter_events: Iterable[Mapping] = (),
+    disputes: Iterable[Mapping] = (),
     events: Iterable[Mapping] = (),
     entity_of: EntityOf | None = None,
     default_entity: str | None = None,
@@ -1035,7 +1059,9 @@ def normalize_all(
         "charge": list(charges),
         "refund": list(refunds),
         "billing.meter_event": list(meter_events),
+        "dispute": list(disputes),
     }
+    events = list(events)
     run = _Run(entity_of, default_entity, fx_rates, functional_currency)
     for otype, objs in objects_from_events(events).items():
         if otype not in given:
@@ -1070,6 +1096,9 @@ def normalize_all(
         _guard(run, "payments", ip, lambda ip=ip: run.invoice_payment(ip, seen))
     for rf in given["refund"]:
         _guard(run, "payments", rf, lambda rf=rf: run.refund(rf))
+    closed = closed_at_from_events(events)
+    for d in given["dispute"]:
+        _guard(run, "disputes", d, lambda d=d: run.dispute(d, closed))
     if given["billing.meter_event"]:
         by_customer: dict[str, list[tuple]] = {}
         for s in given["subscription"]:
