@@ -280,3 +280,32 @@ def test_materiality_comes_from_config_and_a_bad_value_is_a_clear_error(tmp_path
         cfg.write_text(f"defaults:\n  accounts: {{Cash: '1000'}}\n  materiality: {bad}\n")
         with pytest.raises(ValueError, match=message):
             load_erp_config(cfg)
+
+
+def test_disputes_voids_and_write_offs_need_their_own_posting():
+    t = pd.Timestamp
+    invoices = pd.DataFrame([
+        {"entity_id": "US01", "invoice_id": "in_v", "status": "void", "total": 3100,
+         "finalized_at": t("2026-01-10", tz="UTC"), "voided_at": t("2026-02-03", tz="UTC"),
+         "uncollectible_at": pd.NaT},
+        {"entity_id": "US01", "invoice_id": "in_u", "status": "uncollectible", "total": 3100,
+         "finalized_at": t("2026-01-10", tz="UTC"), "voided_at": pd.NaT,
+         "uncollectible_at": t("2026-02-20", tz="UTC")},
+    ])  # fmt: skip
+    disputes = pd.DataFrame([
+        {"entity_id": "US01", "dispute_id": "dp_1", "amount": 3410, "status": "won",
+         "created_at": t("2026-01-25", tz="UTC"), "closed_at": t("2026-02-14", tz="UTC")},
+    ])  # fmt: skip
+    feb = expected_postings(FEB, invoices, None, None, disputes)
+    assert sorted(zip(feb["document_id"], feb["event"], strict=True)) == [
+        ("dp_1", "dispute_won"), ("in_u", "invoice_uncollectible"), ("in_v", "invoice_void"),
+    ]  # fmt: skip
+    jan = expected_postings(JAN, invoices, None, None, disputes)
+    posted = pd.DataFrame([
+        {"external_id": f"US01-INV-{i}-v1", "entity_id": "US01", "document_id": i,
+         "event": "invoice_finalized", "reverses": None} for i in ("in_v", "in_u")
+    ])  # fmt: skip
+    bad = completeness(jan, posted, None)
+    assert bad[["document_id", "event", "reason"]].to_dict("records") == [
+        {"document_id": "dp_1", "event": "dispute", "reason": "no_posting"}
+    ]
