@@ -107,13 +107,17 @@ def _quote(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def ledger_text(journals: pd.DataFrame, lines: pd.DataFrame) -> str:
-    """The ledger as beancount directives: opens, then one transaction per journal."""
-    return _ledger(journals, lines)[0]
+def ledger_text(journals: pd.DataFrame, lines: pd.DataFrame, functional: bool = False) -> str:
+    """The ledger as beancount directives: opens, then one transaction per journal; with
+    ``functional``, every posting in the entity's functional currency instead (each journal
+    must balance there too: FX gain / loss lines carry only a functional amount)."""
+    return _ledger(journals, lines, functional)[0]
 
 
-def _ledger(journals: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, dict]:
+def _ledger(journals, lines, functional: bool = False) -> tuple[str, dict]:
     """(beancount text, {account: date opened})."""
+    d, c, ccy = ("debit_functional", "credit_functional", "functional_currency") if functional else (
+        "debit", "credit", "currency")  # fmt: skip
     head = journals.assign(date=_month(journals["period"]).dt.date)
     by_journal = {k: g for k, g in lines.groupby("external_id", sort=False)}
     opened: dict[str, object] = {}
@@ -126,8 +130,9 @@ def _ledger(journals: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, dict]:
         for ln in by_journal.get(j.external_id, lines.iloc[:0]).itertuples(index=False):
             acct = account_name(j.entity_id, ln.account, ln.erp_account)
             opened.setdefault(acct, j.date)
-            amount = units(int(ln.debit) - int(ln.credit), ln.currency)
-            body.append(f"  {acct}  {amount} {ln.currency}")
+            line = ln._asdict()
+            amount = units(int(line[d]) - int(line[c]), line[ccy])
+            body.append(f"  {acct}  {amount} {line[ccy]}")
         txns.append("\n".join(body))
     opens = [f"{d} open {a}" for a, d in sorted(opened.items(), key=lambda kv: (kv[1], kv[0]))]
     return HEADER + "\n" + "\n".join(opens) + "\n\n" + "\n\n".join(txns) + "\n", opened

@@ -261,3 +261,13 @@ def test_ar_from_documents_writes_off_an_uncollectible_invoice(tmp_path):
     months = [pd.Timestamp(f"2025-{m:02d}-01") for m in range(1, 5)]
     ar = _cumulative(_ar_moves(engine), months, "AccountsReceivable")
     assert ar["amount"].tolist() == [3100, 2100, 0, 0]
+
+
+def test_demo_ledger_balances_in_the_functional_currency(demo_ledger):
+    journals, lines = ledger_frames(demo_ledger)
+    assert messages(check(ledger_text(journals, lines, functional=True))) == []
+    i, external_id = _first(lines, journals, "payment", "Cash")
+    lines.loc[i, "debit_functional"] = int(lines.loc[i, "debit_functional"]) + 1
+    errors = check(ledger_text(journals, lines, functional=True))
+    assert [e.entry.meta["external_id"] for e in errors] == [external_id]
+    assert errors[0].message.startswith("Transaction does not balance: (0.01 ")
