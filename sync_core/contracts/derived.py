@@ -46,7 +46,7 @@ class RevenueScheduleModel(_Partitioned):
     cumulative_recognized: Series[int]
     cumulative_billed: Series[int]
     deferred_balance: Series[int] = pa.Field(ge=0)
-    unbilled_balance: Series[int] = pa.Field(ge=0)
+    unbilled_balance: Series[int]  # see unbilled_negative_only_before_billing
     deferred_balance_functional: Series[int]
     unbilled_balance_functional: Series[int]
     deferred_booked: Series[int]
@@ -59,6 +59,13 @@ class RevenueScheduleModel(_Partitioned):
     unbilled_accrued_functional: Series[int]
     correction: Series[bool]
     original_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+
+    @pa.dataframe_check(name="unbilled_negative_only_before_billing", element_wise=False)
+    @classmethod
+    def unbilled_negative_only_before_billing(cls, df: pd.DataFrame) -> Series[bool]:
+        # a net credit not billed yet (a downgrade's proration credit on the next invoice)
+        # is negative unbilled AR until its invoice bills it (sync_core.revenue.balances)
+        return (df["unbilled_balance"] >= 0) | (df["period"] < df["document_period"])
 
 
 class JournalLineModel(_Partitioned):

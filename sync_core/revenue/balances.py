@@ -15,7 +15,12 @@ Balances (per source, then netted):
   revenue) and **unbilled AR** when negative (revenue ahead of billing): ``deferred =
   max(billed - recognized, 0)``, ``unbilled = max(recognized - billed, 0)``. It is split
   back over the invoice's lines in proportion to the lines on the same side (largest
-  remainder), so a line's balances are never negative and add up to the invoice's.
+  remainder), so a line's balances are never negative and add up to the invoice's;
+- before the invoice's document month nothing is billed, so the whole position is
+  **unbilled AR**, negative when the revenue is a net credit not billed yet (a downgrade's
+  proration credit billed on the next invoice reduces unbilled AR, as Stripe shows it,
+  never deferred revenue); billing then moves the net earned before it off unbilled AR,
+  whatever its sign.
 
 Both balances sit on the row of the line's ``invoice_line`` source (the *carrier*); the rows
 of credit notes and voids carry zeros there, so sums over rows are sums over lines.
@@ -186,7 +191,12 @@ def _flows(src, month, corr, r, b, contra, doc_m, stype, line_code, inv_code, re
                        "month": month[last], "pos": pos})  # fmt: skip
     by_line = lm.groupby(["line", "month"], sort=True).agg(inv=("inv", "first"),
                                                            pos=("pos", "sum"))  # fmt: skip
-    deferred, unbilled = _split_invoice_positions(by_line)
+    # the month each line is billed (its invoice_line source's document month)
+    is_line = stype == INVOICE_LINE
+    line_doc = pd.Series(doc_m[is_line]).groupby(line_code[is_line]).min()
+    billed = by_line.index.get_level_values(1).to_numpy() >= line_doc.reindex(
+        by_line.index.get_level_values(0)).to_numpy()  # fmt: skip
+    deferred, unbilled = _split_invoice_positions(by_line, billed)
 
     # what each document books, on its own row
     n_src = len(doc_m)
@@ -197,9 +207,7 @@ def _flows(src, month, corr, r, b, contra, doc_m, stype, line_code, inv_code, re
     np.add.at(contra_src, src, contra)
     billed_src = np.zeros(n_src, dtype=np.int64)
     np.add.at(billed_src, src, b)
-    is_line = stype == INVOICE_LINE
-    inv_earned = pd.Series(np.where(is_line, earned, 0)).groupby(inv_code).transform("sum")
-    unbilled_part = np.where(is_line & (inv_earned.to_numpy() <= 0), 0, earned)
+    unbilled_part = earned  # the net earned before billing sits on unbilled AR until then
     def_booked = billed_src - unbilled_part - contra_src
     unb_booked = -unbilled_part
     is_void = np.isin(stype, list(VOIDS))
@@ -248,8 +256,15 @@ def _flows(src, month, corr, r, b, contra, doc_m, stype, line_code, inv_code, re
     return out
 
 
-def _split_invoice_positions(by_line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Net the line positions of each invoice and month; split back over the lines."""
+def _split_invoice_positions(by_line: pd.DataFrame, billed: np.ndarray):
+    """Net the line positions of each invoice and month; split back over the lines. Rows not
+    ``billed`` yet (before the line's document month) keep the whole position on unbilled AR
+    (negative for a net credit)."""
+    deferred, unbilled = _split_netted(by_line)
+    return np.where(billed, deferred, 0), np.where(billed, unbilled, unbilled - deferred)
+
+
+def _split_netted(by_line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     pos = by_line["pos"].to_numpy(np.int64)
     months = by_line.index.get_level_values(1).to_numpy()
     inv = by_line["inv"].to_numpy()

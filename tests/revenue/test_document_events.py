@@ -27,7 +27,8 @@ def by_month(result, column) -> dict:
 
 
 def assert_books_hold(result):
-    """Each journal balances in both currencies; the rollforward identity holds."""
+    """Each journal balances in both currencies; the rollforward identity holds; deferred
+    revenue is never negative (and nil before billing), unbilled AR not once billed."""
     g = result.accounting_lines.groupby(["document_id", "event", "currency"])[
         ["debit", "credit", "debit_functional", "credit_functional"]
     ].sum()
@@ -38,8 +39,11 @@ def assert_books_hold(result):
     assert (lhs == roll["closing_deferred"]).all(), roll
     assert (roll["opening_deferred"].iloc[1:].to_numpy()
             == roll["closing_deferred"].iloc[:-1].to_numpy()).all()  # fmt: skip
-    assert (result.schedule["deferred_balance"] >= 0).all()
-    assert (result.schedule["unbilled_balance"] >= 0).all()
+    s = result.schedule
+    assert (s["deferred_balance"] >= 0).all()
+    billed = s["period"] >= s["document_period"]  # before, a credit may be negative unbilled
+    assert (s.loc[billed, "unbilled_balance"] >= 0).all()
+    assert (s.loc[~billed, "deferred_balance"] == 0).all()
 
 
 def apply_balance(book: Book, invoice_id: str, amount: int) -> Book:
@@ -379,3 +383,77 @@ def test_credit_period_with_a_start_and_no_end_is_quarantined():
     line = b.note_lines[-1]
     line["period_start"], line["period_end"] = ts("2026-07-01"), pd.NaT
     assert list(quarantined_rule(b, "cn_half")) == ["credit_period_complete"]
+
+
+# ------------------------------------------------------------------------------------------
+# 4. A downgrade's proration credit billed on the next invoice
+# ------------------------------------------------------------------------------------------
+
+
+def downgrade_book() -> Book:
+    """The mirror of the domain brief's worked example 3 (Stripe's upgrade example): 120 USD
+    a month from Apr 1, paid; on Apr 21 downgraded to 90 USD. The May 1 invoice has lines
+    -40 (unused time at 120) and +30 (remaining time at 90), both Apr 21 - May 1, and +90
+    (May)."""
+    b = Book()
+    b.invoice("in_apr", "2026-04-01", [("il_120", 12000, "2026-04-01", "2026-05-01")])
+    b.pay("py_apr", "in_apr", 12000, "2026-04-03")
+    b.invoice("in_may", "2026-05-01", [
+        ("il_unused", -4000, "2026-04-21", "2026-05-01"),
+        ("il_down", 3000, "2026-04-21", "2026-05-01"),
+        ("il_90", 9000, "2026-05-01", "2026-06-01"),
+    ])  # fmt: skip
+    return b
+
+
+def test_downgrade_proration_credit_billed_next_month_is_unbilled_ar_not_deferred():
+    """April: revenue 110 (120 - 40 + 30), AR +120 (paid), unbilled AR -10: the net credit
+    of 10 is revenue given back before it is billed, which Stripe carries in unbilled AR.
+    May: revenue 90, AR +80, unbilled AR +10. Deferred revenue never holds the credit."""
+    r = recognize(**downgrade_book().frames())
+    assert by_month(r, "recognized") == {M[4]: 11000, M[5]: 9000}
+    assert moves(r, "Revenue") == {M[4]: -11000, M[5]: -9000}
+    fin = r.accounting_lines.query("event == 'invoice_finalized' and account == "
+                                   "'AccountsReceivable'")  # fmt: skip
+    assert (fin["debit"] - fin["credit"]).groupby(fin["period"]).sum().to_dict() == {
+        M[4]: 12000, M[5]: 8000}  # fmt: skip
+    assert moves(r, "UnbilledAccountsReceivable") == {M[4]: -1000, M[5]: 1000}
+    assert by_month(r, "unbilled_balance") == {M[4]: -1000, M[5]: 0}
+    assert moves(r, "DeferredRevenue") == {}  # May's 90 is booked and released in May
+    assert by_month(r, "deferred_balance") == {M[4]: 0, M[5]: 0}
+    # the May invoice: Dr AR 80 + Dr unbilled AR 10 (the April credit billed) / Cr deferred 90
+    may = r.accounting_lines.query("event == 'invoice_finalized' and document_id == 'in_may'")
+    net = (may["debit"] - may["credit"]).groupby(may["account"]).sum().to_dict()
+    assert net == {"AccountsReceivable": 8000, "UnbilledAccountsReceivable": 1000,
+                   "DeferredRevenue": -9000}  # fmt: skip
+    assert_books_hold(r)
+    derived = __import__("sync_core.contracts.derived", fromlist=["RevenueScheduleModel"])
+    derived.RevenueScheduleModel.validate(r.schedule)
+
+
+def test_an_invoice_made_only_of_a_proration_credit():
+    """The same downgrade with the credit alone on the May invoice (-40): April's revenue is
+    80 and unbilled AR -40 until May bills the credit (AR -40, a credit to the customer)."""
+    b = Book()
+    b.invoice("in_apr", "2026-04-01", [("il_120", 12000, "2026-04-01", "2026-05-01")])
+    b.invoice("in_cr", "2026-05-01", [("il_unused", -4000, "2026-04-21", "2026-05-01")])
+    r = recognize(**b.frames())
+    assert moves(r, "Revenue") == {M[4]: -8000}
+    assert moves(r, "UnbilledAccountsReceivable") == {M[4]: -4000, M[5]: 4000}
+    assert moves(r, "AccountsReceivable") == {M[4]: 12000, M[5]: -4000}
+    assert moves(r, "DeferredRevenue") == {}
+    assert_books_hold(r)
+
+
+def test_derived_contract_refuses_negative_unbilled_ar_once_billed():
+    r = recognize(**downgrade_book().frames())
+    s = r.schedule.copy()
+    may = (s["period"] == M[5]) & (s["source_type"] == "invoice_line")
+    s.loc[may.idxmax(), "unbilled_balance"] = -1
+    derived = __import__("sync_core.contracts.derived", fromlist=["RevenueScheduleModel"])
+    try:
+        derived.RevenueScheduleModel.validate(s)
+    except Exception as err:  # pandera SchemaError
+        assert "unbilled_negative_only_before_billing" in str(err)
+    else:
+        raise AssertionError("a negative unbilled balance after billing passed the contract")

@@ -236,8 +236,14 @@ def check_engine(b: Book, result) -> None:
     is_line = (nz["source_type"] == "invoice_line").to_numpy()
     assert ((m >= svc_lo) & (m <= svc_hi))[is_line].all()
     assert ((m >= np.maximum(svc_lo, doc)) & (m <= np.maximum(svc_hi, doc)))[~is_line].all()
-    # 3. balances never negative; rollforward holds and closes on the schedule's balances
-    assert (s["deferred_balance"] >= 0).all() and (s["unbilled_balance"] >= 0).all()
+    # 3. deferred revenue never negative, and none before the invoice bills anything; unbilled
+    # AR never negative once billed (before, a net credit not yet billed is negative unbilled
+    # AR, as Stripe shows a downgrade's proration credit); the rollforward holds and closes on
+    # the schedule's balances
+    unbilled_yet = (s["period"] < s["document_period"]).to_numpy()
+    assert (s["deferred_balance"] >= 0).all()
+    assert (s["deferred_balance"].to_numpy()[unbilled_yet] == 0).all()
+    assert (s["unbilled_balance"].to_numpy()[~unbilled_yet] >= 0).all()
     roll = rollforward(s)
     assert (roll["opening_deferred"] + roll["billings"] - roll["recognized"] - roll["credits"]
             == roll["closing_deferred"]).all()  # fmt: skip
