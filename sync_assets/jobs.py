@@ -23,8 +23,9 @@ legal_entities_job = dg.define_asset_job(
 
 posting_replay_job = dg.define_asset_job(
     name="posting_replay",
-    selection=dg.AssetSelection.assets("erp_postings"),
+    selection=dg.AssetSelection.assets("proposed_journals", "erp_postings"),
     partitions_def=entity_period_partitions,
     executor_def=dg.in_process_executor,
-    description="Retry open posting exceptions of one entity x period (idempotent posting).",
+    description="Propose again and retry open posting exceptions of one entity x period "
+    "(a customer whose ERP id arrived releases its held documents; posting is idempotent).",
 )

@@ -52,3 +52,18 @@ def exceptions_check(asset_key: dg.AssetKey, exceptions: pd.DataFrame) -> dg.Ass
             "by_rule": dg.MetadataValue.json({str(k): int(v) for k, v in by_rule.items()}),
         },
     )
+
+
+def check_result(outcome, asset: str) -> dg.AssetCheckResult:
+    """A core check outcome (``sync_core.proposal_checks.CheckOutcome``) as an ERROR check
+    result, with its figures as numeric metadata and what broke it as text."""
+    meta = {k: dg.MetadataValue.int(v) for k, v in outcome.metadata.items()}
+    if outcome.problems:
+        meta["problems"] = dg.MetadataValue.md("\n".join(f"- {p}" for p in outcome.problems))
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=meta,
+    )

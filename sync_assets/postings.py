@@ -1,10 +1,11 @@
-"""ERP postings: balanced journals for one legal entity x accounting period, posted once.
+"""ERP postings: the period's proposed journals, posted once.
 
-The journals of a period are its documents' events (invoices finalized, payments, credit
-notes, refunds, voids dated in the period) plus one revenue journal per currency. Each is
-checked before posting (balanced per currency, every account mapped, the customer known to
-the ERP, the period open); one that fails is held whole in the exception queue with its
-owner. The rest is posted through the ERP resource exactly once (``sync_core.erp.poster``).
+``erp_postings`` (entity x month) posts what ``proposed_journals`` holds ready, through the ERP
+resource, exactly once (``sync_core.erp.poster``). It never recomputes recognition: it reads
+the stored proposal, the stored rollforward and the stored schedule, runs the blocking checks
+again on them (so a run of this asset alone, as the replay job does, is guarded too), and posts
+nothing when one fails. Held journals go to the exception queue with their owner; a posted
+journal of the period whose key is no longer proposed is reversed.
 """
 
 import warnings
@@ -18,55 +19,14 @@ from resources.erp import ErpResource
 from resources.warehouse import split_partition_key
 from sync_assets.metadata import frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
-from sync_assets.revenue import SAME_ENTITY_ALL_PERIODS, entity_history, recognize_entity
 from sync_core.contracts.derived import JournalLineModel
-from sync_core.erp.poster import post_period, rule_holds
-from sync_core.posting import build_journals, journal_balance_problems
+from sync_core.erp.poster import post_period
+from sync_core.proposal import ready_lines, rule_holds
+from sync_core.proposal_checks import proposal_checks, rollforward_balances
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     _JOURNAL_TYPE = pandera_schema_to_dagster_type(JournalLineModel)
-
-
-def document_customers(frames: dict[str, pd.DataFrame]) -> pd.Series:
-    """Document id (invoice, credit note, payment) -> customer id."""
-    parts = [
-        frames[name].set_index(col)["customer_id"]
-        for name, col in (
-            ("invoices", "invoice_id"),
-            ("credit_notes", "credit_note_id"),
-            ("payments", "payment_id"),
-        )
-        if len(frames[name])
-    ]
-    return pd.concat(parts) if parts else pd.Series(dtype=object)
-
-
-def proposed_journals(wh, erp_config, entity: str, period: pd.Timestamp):
-    """The period's journal lines (with ``journal_key``) and the journals held by rules."""
-    frames = entity_history(wh, entity)
-    frames["payments"], frames["customers"] = (
-        wh.read("payments", entity),
-        wh.read("customers", entity),
-    )
-    result = recognize_entity(wh, entity, payments=frames["payments"])
-    lines = result.accounting_lines
-    lines = lines[(lines["entity_id"] == entity) & (lines["period"] == period)]
-    le = frames["legal_entities"]
-    journals, held = build_journals(
-        lines,
-        document_customers(frames),
-        frames["customers"],
-        le["erp_subsidiary_id"].iloc[0] if len(le) else None,
-        erp_config.accounts(entity),
-    )
-    invoice_of = (
-        frames["payments"].set_index("payment_id")["invoice_id"]
-        if len(frames["payments"])
-        else pd.Series(dtype=object)
-    )
-    journals["invoice_id"] = journals["document_id"].map(invoice_of)
-    return journals, held
 
 
 @dg.asset(
@@ -75,31 +35,42 @@ def proposed_journals(wh, erp_config, entity: str, period: pd.Timestamp):
     dagster_type=_JOURNAL_TYPE,
     io_manager_key="warehouse_io",
     deps=[
-        dg.AssetDep("revenue_schedules", partition_mapping=SAME_ENTITY_ALL_PERIODS),
-        dg.AssetDep("payments", partition_mapping=SAME_ENTITY_ALL_PERIODS),
-        dg.AssetDep("customers", partition_mapping=SAME_ENTITY_ALL_PERIODS),
+        dg.AssetDep("proposed_journals"),
+        dg.AssetDep("revenue_rollforward"),
+        dg.AssetDep("revenue_schedules"),
+        dg.AssetDep("accounting_lines"),
     ],
-    check_specs=[
-        dg.AssetCheckSpec("journals_balance", asset="erp_postings", blocking=True),
-        dg.AssetCheckSpec("no_held_journals", asset="erp_postings"),
-    ],
+    check_specs=[dg.AssetCheckSpec("no_held_journals", asset="erp_postings")],
     pool="erp_api",
     kinds={"pandas"},
 )
 def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp: ErpResource):
-    """Journal lines of the period with their posting status and ERP external ids."""
+    """Every proposed journal line of the period with its posting status (posted, or held with
+    reason and owner), ERP external id and posting period; posts the ready ones exactly once."""
     entity, period = split_partition_key(context.partition_key)
     wh = warehouse.get()
+    proposal = wh.read("proposed_journals", entity, period)
+    failed = [
+        o
+        for o in proposal_checks(
+            proposal, wh.read("revenue_schedules", entity, period), erp.closed_periods(entity)
+        )
+        + [rollforward_balances(wh.read("revenue_rollforward", entity, period))]
+        if not o.passed
+    ]
+    if failed:
+        raise dg.Failure(
+            description="nothing posted: blocking checks fail on the stored proposal",
+            metadata={
+                o.name: dg.MetadataValue.text("; ".join(o.problems) or "failed") for o in failed
+            },  # fmt: skip
+        )
     cfg = erp.config()
-    journals, held = proposed_journals(wh, cfg, entity, period)
-    problems = journal_balance_problems(journals)
-    if len(problems):  # build_journals holds unbalanced journals; this is the last guard
-        raise dg.Failure(f"unbalanced journals reached posting: {list(problems.index)[:5]}")
     rest = erp.rest_client()
     try:
         report = post_period(
-            journals,
-            rule_holds(held),
+            ready_lines(proposal),
+            rule_holds(proposal),
             entity_id=entity,
             period=period,
             ledger=erp.ledger(),
@@ -109,22 +80,21 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             rest=rest,
             run_id=context.run_id,
             batch_size=erp.batch_size,
+            known_keys=set(proposal["journal_key"]),
+            accounting_lines=wh.read("accounting_lines", entity, period),
         )
     finally:
         if rest is not None:
             rest.close()
-    held_keys = set(report.held["journal_key"]) if len(report.held) else set()
-    # state, not history: a rerun that posts nothing new writes the same rows
-    out = journals.assign(
-        external_id=journals["journal_key"].map(report.external_ids),
-        posting_status=["held" if k in held_keys else "posted" for k in journals["journal_key"]],
-        posting_period=pd.to_datetime(
-            journals["journal_key"].map(report.posting_periods), utc=True
-        ),
-    )
-    by_reason = report.held["reason_code"].value_counts().to_dict() if len(held_keys) else {}
+    out = posting_state(proposal, report)
+    held = out[out["posting_status"] == "held"].drop_duplicates("journal_key")
+    exceptions = held.rename(columns={"journal_key": "source_id", "reason_code": "rule"}).assign(
+        object_type="journal"
+    )[["entity_id", "period", "object_type", "source_id", "rule", "message", "owner"]]
+    posted = out[out["posting_status"] == "posted"]
+    stale = proposal[proposal["action"] == "reverse_stale"]["journal_key"].nunique()
     yield dg.Output(
-        with_exceptions(out, held, "posting", ["journal"]),
+        with_exceptions(out.drop(columns="message"), exceptions, "posting", ["journal"]),
         metadata=frame_metadata(
             out,
             None,
@@ -132,22 +102,37 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             journals=int(out["journal_key"].nunique()) if len(out) else 0,
             posted_now=len(report.posted),
             already_posted=len(report.unchanged),
-            held_journals=len(held_keys),
-            debits_functional=int(out["debit_functional"].sum()) if len(out) else 0,
+            held_journals=len(held),
+            stale_reversed=int(stale),
+            debits_functional=int(posted["debit_functional"].sum()) if len(posted) else 0,
         ),
     )
-    yield dg.AssetCheckResult(
-        check_name="journals_balance",
-        passed=problems.empty,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"unbalanced_journals": len(problems)},
-    )
+    by_reason = held["reason_code"].value_counts().to_dict()
     yield dg.AssetCheckResult(
         check_name="no_held_journals",
-        passed=not held_keys,
+        passed=held.empty,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "held": len(held_keys),
+            "held": len(held),
             "by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in by_reason.items()}),
         },
     )
+
+
+def posting_state(proposal: pd.DataFrame, report) -> pd.DataFrame:
+    """The proposal's journals (stale reversals aside) as posted or held after the run."""
+    out = proposal[proposal["action"] != "reverse_stale"].copy()
+    held = report.held.drop_duplicates("journal_key").set_index("journal_key") if len(
+        report.held) else None  # fmt: skip
+    is_held = out["reason_code"].notna()
+    if held is not None:
+        now = out["journal_key"].isin(held.index)
+        for col in ("reason_code", "owner", "message"):
+            out.loc[now, col] = out.loc[now, "journal_key"].map(held[col])
+        is_held |= now
+    out["external_id"] = out["journal_key"].map(report.external_ids).where(~is_held)
+    out["posting_status"] = is_held.map({True: "held", False: "posted"})
+    out["posting_period"] = pd.to_datetime(
+        out["journal_key"].map(report.posting_periods), utc=True
+    ).where(~is_held)
+    return out.reset_index(drop=True)

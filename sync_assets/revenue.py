@@ -1,8 +1,9 @@
 """Revenue: the recognition engine over one legal entity, kept per accounting period.
 
 A partition (entity, month) holds the schedule rows recognized in that month for every line,
-credit note and void of the entity, with the balances at the month's end, plus the month's
-rollforward and waterfall rows. The engine runs over the entity's whole history in the
+credit note and void of the entity, with the balances at the month's end, the month's
+rollforward and waterfall rows, and the month's accounting lines (the subledger's journal
+view that ``proposed_journals`` turns into ERP journals: recognition runs once, here). The engine runs over the entity's whole history in the
 warehouse, so a document billed later (a proration billed in May for April service) lands in
 the month it was earned, unless that month is closed: then it lands in the first open month
 as a marked correction, and the closed months are never rewritten.
@@ -17,24 +18,32 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import WarehouseResource
 from resources.warehouse import split_partition_key
 from sync_assets import billing
-from sync_assets.metadata import frame_metadata, with_exceptions
+from sync_assets.metadata import check_result, frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
 from sync_core.contracts.derived import DERIVED_MODELS
+from sync_core.proposal_checks import rollforward_balances
 from sync_core.revenue import deferred_waterfall, recognize, rollforward
+from sync_core.subledger import with_sources
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     _TYPES = {
         name: pandera_schema_to_dagster_type(DERIVED_MODELS[name])
-        for name in ("revenue_schedules", "revenue_rollforward", "deferred_revenue_waterfall")
+        for name in (
+            "revenue_schedules",
+            "revenue_rollforward",
+            "deferred_revenue_waterfall",
+            "accounting_lines",
+        )
     }
     # every period of the same entity feeds a period's schedule
     SAME_ENTITY_ALL_PERIODS = dg.MultiPartitionMapping(
         {"entity": dg.DimensionPartitionMapping("entity", dg.IdentityPartitionMapping())}
     )
-_UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events"]
+_UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events",
+             "payments", "disputes"]  # fmt: skip
 _RECOGNITION_OBJECTS = ["invoices", "invoice_lines", "credit_notes", "credit_note_lines",
-                        "usage_events", "payments"]  # fmt: skip
+                        "usage_events", "payments", "disputes"]  # fmt: skip
 
 
 def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
@@ -44,16 +53,15 @@ def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def recognize_entity(wh, entity: str, payments: pd.DataFrame | None = None):
-    """The engine over an entity's history, honouring its revenue close."""
+def recognize_entity(wh, entity: str, frames: dict[str, pd.DataFrame] | None = None):
+    """The engine over an entity's history (payments included), honouring its revenue close."""
     closed = {k: v for k, v in wh.closed_through().items() if k == entity}
     booked = None
     if closed:
         sched = wh.read("revenue_schedules", entity)
         booked = sched[sched["period"] <= closed[entity]]
     return recognize(
-        **entity_history(wh, entity),
-        payments=payments,
+        **(frames if frames is not None else entity_history(wh, entity)),
         closed_through=closed or None,
         booked=booked,
     )
@@ -74,12 +82,19 @@ def _outs() -> dict[str, dg.AssetOut]:
     deps=[dg.AssetDep(name, partition_mapping=SAME_ENTITY_ALL_PERIODS) for name in _UPSTREAM]
     + [billing.legal_entities],
     check_specs=[
-        dg.AssetCheckSpec("rollforward_balances", asset="revenue_rollforward", blocking=True)
+        dg.AssetCheckSpec(
+            "rollforward_balances",
+            asset="revenue_rollforward",
+            blocking=True,
+            description="opening deferred + billings - recognized - credits = closing deferred, "
+            "per currency; a failure stops posting",
+        )
     ],
     can_subset=False,
 )
 def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Revenue schedule rows, the deferred revenue rollforward and the waterfall of a month."""
+    """Revenue schedule rows, the deferred revenue rollforward, the waterfall and the
+    accounting lines of a month."""
     entity, period = split_partition_key(context.partition_key)
     wh = warehouse.get()
     closed_through = wh.closed_through().get(entity)
@@ -89,17 +104,22 @@ def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         exc = pd.DataFrame(columns=["object_type", "source_id", "rule", "message", "owner"])
         note = f"closed through {closed_through:%Y-%m}: kept as booked"
     else:
-        result = recognize_entity(wh, entity)
+        history = entity_history(wh, entity)
+        result = recognize_entity(wh, entity, history)
         sched = result.schedule
         frames = {
             "revenue_schedules": sched,
             "revenue_rollforward": rollforward(sched),
             "deferred_revenue_waterfall": deferred_waterfall(sched),
+            "accounting_lines": with_sources(result.accounting_lines, history),
         }
         frames = {k: _month(v, entity, period) for k, v in frames.items()}
         exc = _month(result.quarantine, entity, period)
         note = "open"
     rows, roll = frames["revenue_schedules"], frames["revenue_rollforward"]
+    # the check comes first: a rollforward that does not hold also fails its type check, and
+    # the check result must say so before the step fails
+    yield _rollforward_check(roll)
     yield dg.Output(
         with_exceptions(rows, exc, "recognition", _RECOGNITION_OBJECTS),
         output_name="revenue_schedules",
@@ -120,27 +140,16 @@ def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         output_name="deferred_revenue_waterfall",
         metadata=frame_metadata(waterfall, "recognized"),
     )
-    drift = (
-        (
-            roll["opening_deferred"]
-            + roll["billings"]
-            - roll["recognized"]
-            - roll["credits"]
-            - roll["closing_deferred"]
-        )
-        if len(roll)
-        else pd.Series(dtype="int64")
+    lines = frames["accounting_lines"]
+    yield dg.Output(
+        lines,
+        output_name="accounting_lines",
+        metadata=frame_metadata(lines, "debit_functional", events=int(lines["event"].nunique())),
     )
-    yield dg.AssetCheckResult(
-        asset_key="revenue_rollforward",
-        check_name="rollforward_balances",
-        passed=bool((drift == 0).all()),
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "currencies": len(roll),
-            "max_drift_minor": int(drift.abs().max()) if len(drift) else 0,
-        },
-    )
+
+
+def _rollforward_check(roll: pd.DataFrame) -> dg.AssetCheckResult:
+    return check_result(rollforward_balances(roll), "revenue_rollforward")
 
 
 def _month(df: pd.DataFrame, entity: str, period: pd.Timestamp) -> pd.DataFrame:

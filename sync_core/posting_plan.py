@@ -8,9 +8,12 @@ already holds, the plan is:
 - a journal posted with other content (a changed or voided document, a late revenue change)
   gets a reversing journal of the posted version and then the new version: never an edit or a
   delete of a posted journal;
+- a journal posted for the period whose key is no longer proposed at all (a month's revenue
+  that a full refund or cancellation netted to zero) is *stale*: it gets its reversing journal,
+  so the GL never keeps what the subledger no longer has;
 - a journal dated in a closed or locked ERP period either moves to the first open period as a
   marked correction or is held, by the entity's policy;
-- a payment (or refund) waits until its invoice's journal is posted;
+- a payment, refund, credit note or void waits until its invoice's journal is posted;
 - journals that broke a posting rule are held whole, with reason and owner.
 """
 
@@ -27,8 +30,10 @@ HELD_COLUMNS = ["entity_id", "period", "journal_key", "document_id", "event", "r
                 "message", "owner"]  # fmt: skip
 HEADER_COLUMNS = ["external_id", "entity_id", "erp_subsidiary_id", "period", "source_period",
                   "event", "document_id", "version", "currency", "total_debit", "line_count",
-                  "content_hash", "reverses", "correction", "run_id"]  # fmt: skip
-WAITS_FOR_INVOICE = {"payment", "refund"}
+                  "content_hash", "reverses", "correction", "run_id", "memo",
+                  "transaction_date"]  # fmt: skip
+WAITS_FOR_INVOICE = {"payment", "refund", "credit_note", "credit_note_void", "invoice_void",
+                     "invoice_uncollectible", "dispute", "dispute_won"}  # fmt: skip
 _HASH_COLS = ["account", "erp_account", "erp_customer_id", "debit", "credit", "currency",
               "debit_functional", "credit_functional"]  # fmt: skip
 
@@ -45,7 +50,9 @@ def content_hash(lines: pd.DataFrame) -> pd.Series:
     """A stable hash per journal key of its lines' accounting content."""
     cols = [c for c in _HASH_COLS if c in lines]
     ordered = lines.sort_values(["journal_key", "account", "currency", "debit", "credit"])
-    text = ordered[cols].astype(str).agg("|".join, axis=1)
+    values = ordered[cols].astype(object)
+    # a null reads "nan" whether it came as None (from storage) or NaN (from pandas)
+    text = values.where(values.notna(), "nan").astype(str).agg("|".join, axis=1)
     return text.groupby(ordered["journal_key"]).agg(
         lambda s: hashlib.sha256("\n".join(s).encode()).hexdigest()[:32]
     )
@@ -64,17 +71,31 @@ def plan_postings(
     closed_periods: set[pd.Timestamp],
     policy: str = "next_open",
     run_id: str | None = None,
+    *,
+    period: pd.Timestamp | None = None,
+    known_keys: set[str] | frozenset = frozenset(),
 ) -> PostingPlan:
     """Plan one entity's postings. ``proposed``: journal lines with ``journal_key``;
-    ``posted``: the ledger's journal headers of the entity (may be empty)."""
+    ``posted``: the ledger's journal headers of the entity (may be empty).
+
+    With ``period``, live journals of that period (by ``source_period``) whose key is neither
+    in ``proposed`` nor in ``known_keys`` (journals proposed but held) are reversed as stale.
+    """
     if policy not in POLICIES:
         raise ValueError(f"unknown period policy {policy!r}; expected one of {POLICIES}")
     empty_held = pd.DataFrame(columns=HELD_COLUMNS)
+    stale = _stale_reversals(posted, period, set(known_keys) | set(proposed.get("journal_key",
+                             [])), closed_periods, policy, run_id)  # fmt: skip
     if proposed.empty:
-        return PostingPlan(pd.DataFrame(columns=HEADER_COLUMNS), pd.DataFrame(), empty_held, [])
+        return PostingPlan(
+            pd.DataFrame(stale[0], columns=HEADER_COLUMNS),
+            _assemble_lines(stale[1]),
+            pd.DataFrame(stale[2]) if stale[2] else empty_held,
+            [],
+        )
     hashes = content_hash(proposed)
     first = proposed.drop_duplicates("journal_key").set_index("journal_key")
-    latest = _latest_versions(posted)
+    latest = latest_versions(posted)
     reversed_ids = set(posted["reverses"].dropna()) if len(posted) else set()
     held_rows, headers, line_parts, unchanged = [], [], [], []
     posted_invoices = (
@@ -161,6 +182,9 @@ def plan_postings(
             )
         )
         line_parts.append(("new", lines, eid))
+    headers += stale[0]
+    line_parts += stale[1]
+    held_rows += stale[2]
     held = pd.DataFrame(held_rows) if held_rows else empty_held
     return PostingPlan(
         headers=pd.DataFrame(headers, columns=HEADER_COLUMNS),
@@ -170,7 +194,42 @@ def plan_postings(
     )
 
 
-def _latest_versions(posted: pd.DataFrame) -> dict[str, dict]:
+def _stale_reversals(posted, period, keep: set[str], closed_periods, policy, run_id):
+    """(headers, line parts, held rows) reversing the live journals of ``period`` whose key
+    is not in ``keep``."""
+    if period is None or posted is None or posted.empty:
+        return [], [], []
+    reversed_ids = set(posted["reverses"].dropna())
+    headers, parts, held = [], [], []
+    for key, prev in sorted(latest_versions(posted).items()):
+        if key in keep or prev["external_id"] in reversed_ids:
+            continue
+        source = _utc(prev["source_period"])
+        if source != period:
+            continue
+        when, correction = source, False
+        if when in closed_periods:
+            if policy == "hold":
+                held.append(_held({**prev, "period": source}, key, "period_closed", "finance",
+                                  f"ERP period {source:%Y-%m} is closed; the stale journal "
+                                  f"{prev['external_id']} waits for its reversal"))  # fmt: skip
+                continue
+            when, correction = first_open_period(when, closed_periods), True
+        rev_key = f"{prev['external_id']}-REV"
+        headers.append(_header(prev, rev_key, version=int(prev["version"]), period=when,
+                               source_period=source, reverses=prev["external_id"],
+                               correction=correction, h="reversal", run_id=run_id,
+                               total=int(prev["total_debit"]), n=int(prev["line_count"])))  # fmt: skip
+        parts.append(("reverse", prev["external_id"], rev_key))
+    return headers, parts, held
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def latest_versions(posted: pd.DataFrame) -> dict[str, dict]:
     """journal key -> the newest non-reversal version in the ledger."""
     if posted is None or posted.empty:
         return {}
@@ -212,7 +271,21 @@ def _header(
         "reverses": reverses,
         "correction": correction,
         "run_id": run_id,
+        "memo": f"Reversal of {reverses}" if reverses else head.get("memo"),
+        "transaction_date": _transaction_date(
+            None if reverses else head.get("transaction_date"), period
+        ),
     }
+
+
+def _transaction_date(date, period: pd.Timestamp) -> pd.Timestamp:
+    """The event's day when it falls in the posting period, else the posting period's last day
+    (a reversal, or a correction moved out of a closed period)."""
+    end = (_utc(period) + pd.offsets.MonthEnd(0)).normalize()
+    if date is None or pd.isna(date):
+        return end
+    d = _utc(date)
+    return d if _utc(period) <= d <= end else end
 
 
 def _assemble_lines(parts) -> pd.DataFrame:

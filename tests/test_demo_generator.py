@@ -11,16 +11,9 @@ import pytest
 
 from sync_core.contracts.models import MODELS
 from sync_core.demo.generator import generate
+from sync_core.filedrop import PERIOD_COLUMN as PERIOD_FROM
 
 SUBS = 400  # small enough to be quick, large enough for every feature to appear
-PERIOD_FROM = {
-    "customers": "created_at",
-    "subscription_contracts": "effective_at",
-    "usage_events": "timestamp",
-    "invoices": "finalized_at",
-    "credit_notes": "issued_at",
-    "payments": "created_at",
-}
 HEADER_OF = {
     "invoice_lines": ("invoices", "invoice_id"),
     "credit_note_lines": ("credit_notes", "credit_note_id"),

@@ -12,7 +12,7 @@ from tests.helpers import make_resources
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SELECTION = ["invoices", "invoice_lines", "credit_notes", "credit_note_lines", "usage_events",
-             "usage_daily", "revenue_schedules", "revenue_rollforward",
+             "usage_daily", "payments", "revenue_schedules", "revenue_rollforward", "accounting_lines",
              "deferred_revenue_waterfall"]  # fmt: skip
 INV_HEAD = ("entity_id,invoice_id,number,customer_id,subscription_id,currency,status,"
             "finalized_at,voided_at,subtotal,tax,total,fx_rate")  # fmt: skip

@@ -31,7 +31,6 @@ import pytest
 from sandboxes.erp_server import ErpSandbox
 from sync_assets.demo_run import DERIVED, INGEST
 from sync_assets.partitions import entity_partitions, partition_key
-from sync_assets.postings import document_customers
 from sync_core import filedrop, ingest
 from sync_core.demo.generator import generate
 from sync_core.erp.ledger import SqlLedger
@@ -41,6 +40,7 @@ from sync_core.erp.queue import ExceptionQueue
 from sync_core.erp.rest import PostOutcome, RestErpClient
 from sync_core.posting import DEFAULT_CHART, build_journals
 from sync_core.revenue import recognize
+from sync_core.subledger import document_customers
 from sync_core.warehouse.store import _engine
 from tests.helpers import make_resources, materialize
 
@@ -210,8 +210,8 @@ class PausingLedger(SqlLedger):
         super().__init__(engine)
         self.progress = progress
 
-    def post(self, headers, lines, conn=None):
-        result = super().post(headers, lines, conn=conn)
+    def post(self, headers, lines, conn=None, sources=None):
+        result = super().post(headers, lines, conn=conn, sources=sources)
         if len(headers):
             os.write(self.progress, b"b")
             time.sleep(pause)
@@ -299,9 +299,9 @@ PERIODS = YEAR[:6]
 class CountingLedger(SqlLedger):
     batches = 0
 
-    def post(self, headers, lines, conn=None):
+    def post(self, headers, lines, conn=None, sources=None):
         self.batches += bool(len(headers))
-        return super().post(headers, lines, conn=conn)
+        return super().post(headers, lines, conn=conn, sources=sources)
 
 
 def test_sigkill_at_any_moment_then_rerun_posts_exactly_the_clean_ledger(tmp_path, demo_frames):
@@ -828,10 +828,10 @@ def test_rest_refused_reversal_is_posted_on_replay(tmp_path, known):
 
 
 class CrashBeforeV2(SqlLedger):
-    def post(self, headers, lines, conn=None):
+    def post(self, headers, lines, conn=None, sources=None):
         if headers["external_id"].str.endswith("-v2").any():
             raise KeyboardInterrupt("crash between the reversal and the new version")
-        return super().post(headers, lines, conn=conn)
+        return super().post(headers, lines, conn=conn, sources=sources)
 
 
 def test_document_changed_back_after_a_half_posted_change_is_posted_again(tmp_path, known):

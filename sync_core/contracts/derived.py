@@ -68,13 +68,31 @@ class RevenueScheduleModel(_Partitioned):
         return (df["unbilled_balance"] >= 0) | (df["period"] < df["document_period"])
 
 
-class JournalLineModel(_Partitioned):
-    """A proposed ERP journal line; ``period`` is the posting period."""
+class AccountingLineModel(_Partitioned):
+    """The engine's business-event accounting lines of a month (the subledger's journal view),
+    before they are grouped into ERP journals. ``period`` is the month the event belongs to;
+    ``customer_id`` is the document's customer, ``invoice_id`` the invoice it settles or
+    reduces (null for none)."""
+
+    event: Series[str]
+    document_id: Series[str]
+    account: Series[str]
+    debit: Series[int] = pa.Field(ge=0)
+    credit: Series[int] = pa.Field(ge=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    debit_functional: Series[int] = pa.Field(ge=0)
+    credit_functional: Series[int] = pa.Field(ge=0)
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    correlation_id: Series[str]
+    customer_id: Series[str] = pa.Field(nullable=True)
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    transaction_date: Series[UTC]  # type: ignore[valid-type]
+
+
+class _JournalLine(_Partitioned):
+    """A journal line as the ERP takes it; ``period`` is the period its events belong to."""
 
     journal_key: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$")
-    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
-    posting_status: Series[str] = pa.Field(isin=["posted", "held"])  # posted: in the ERP
-    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
     line_no: Series[int] = pa.Field(ge=1)
     event: Series[str]
     document_id: Series[str]
@@ -89,6 +107,39 @@ class JournalLineModel(_Partitioned):
     credit_functional: Series[int] = pa.Field(ge=0)
     functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
     correlation_id: Series[str]
+    memo: Series[str]
+    transaction_date: Series[UTC]  # type: ignore[valid-type]
+    reason_code: Series[str] = pa.Field(nullable=True)  # why a journal is held
+    owner: Series[str] = pa.Field(nullable=True)  # who must act on a held journal
+
+
+class JournalLineModel(_JournalLine):
+    """A journal line of the partition after posting: ``posted`` (in the ERP, under
+    ``external_id`` in ``posting_period``) or ``held`` (in the exception queue with its reason
+    and owner: a reconciling item until it posts)."""
+
+    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
+    posting_status: Series[str] = pa.Field(isin=["posted", "held"])
+    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+
+
+class ProposedJournalModel(_JournalLine):
+    """A journal line that would post for the partition, and its diff against the ERP.
+
+    ``action``: ``new`` (never posted), ``unchanged`` (posted with the same content),
+    ``repost`` (posted with other content: reversal, then a new version), ``reverse_stale``
+    (posted, but its document no longer yields the journal: reversal only; the lines shown
+    are those of the reversal). ``status``: ``ready`` or ``held`` (with reason and owner).
+    ``period`` is the period the events belong to, ``posting_period`` where it would post.
+    """
+
+    action: Series[str] = pa.Field(isin=["new", "unchanged", "repost", "reverse_stale"])
+    status: Series[str] = pa.Field(isin=["ready", "held"])
+    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
+    reverses: Series[str] = pa.Field(nullable=True)
+    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    invoice_id: Series[str] = pa.Field(nullable=True)
+    message: Series[str] = pa.Field(nullable=True)
 
 
 class RollforwardModel(_Partitioned):
@@ -163,6 +214,8 @@ DERIVED_MODELS = {
     "revenue_schedules": RevenueScheduleModel,
     "revenue_rollforward": RollforwardModel,
     "deferred_revenue_waterfall": WaterfallModel,
+    "accounting_lines": AccountingLineModel,
+    "proposed_journals": ProposedJournalModel,
     "erp_postings": JournalLineModel,
     "reconciliation": ReconciliationModel,
     "reconciliation_items": ReconciliationItemModel,

@@ -282,9 +282,9 @@ def generate(
     counts = {}
     for name, model in MODELS.items():  # one table in memory at a time
         table = platform.table(name)
-        if breaks[name]:
+        if breaks.get(name):
             table = {c: v.copy() for c, v in table.items()}  # never edit the platform's arrays
-        for breaker, row in breaks[name]:
+        for breaker, row in breaks.get(name, ()):
             breaker(table, row)
         counts[name] = _write(out / f"{name}.csv", model, table)
     return counts
@@ -544,6 +544,8 @@ class _Platform:
             [void, uncollectible, paid], ["void", "uncollectible", "paid"], "open"
         ).astype(object)
         self.i_void, self.i_paid, self.i_pay_t = void, paid, pay_t
+        # written off 30 days after finalization (before the year ends, by the pick above)
+        self.i_uncollectible = np.where(uncollectible, fin + 30 * DAY, NULL_TS)
 
     # -- credit notes: ~4 % of non-void invoices, at most one per invoice
     def _credit_notes(self) -> None:
@@ -814,6 +816,7 @@ class _Platform:
             "tax": self.i_tax,
             "total": self.i_total,
             "fx_rate": self._rate(self.i_ent, self.i_cur, self.i_fin),
+            "uncollectible_at": self.i_uncollectible,
             "balance_applied": np.zeros(self.inv_ids.size, dtype=np.int64),  # none applied
         }
 
@@ -897,6 +900,34 @@ class _Platform:
             "created_at": P["created"],
             "status": np.where(P["ok"], "succeeded", "failed").astype(object),
             "fx_rate": self._rate(ent, cur, P["created"]),
+        }
+
+    def _disputes_table(self) -> dict[str, np.ndarray]:
+        """Chargebacks of one in 60 succeeded payments of paid invoices (no rng draw, so the
+        other tables do not move): opened 10 days after the payment, closed 20 days later,
+        alternately won and lost, with Stripe's 15.00 fee in the payment currency."""
+        P = self.P
+        ok = np.flatnonzero(P["ok"] & ~P["refund"] & self.i_paid[P["inv"]])
+        pick = ok[::60]
+        pick = pick[P["created"][pick] + 30 * DAY < self.y1]
+        inv = P["inv"][pick]
+        ent, cur = self.i_ent[inv], self.i_cur[inv]
+        opened = P["created"][pick] + 10 * DAY
+        fee = np.full(pick.size, 1500, dtype=np.int64)  # USD, GBP and EUR: two decimals
+        return {
+            "entity_id": _ENT_IDS[ent],
+            "dispute_id": np.array([f"dp_{i:07d}" for i in range(pick.size)], dtype=object),
+            "payment_id": P["ids"][pick],
+            "invoice_id": self.inv_ids[inv],
+            "customer_id": self.cust_ids[self.owner[self.i_sub[inv]]],
+            "amount": P["amount"][pick],
+            "currency": _CCY[cur],
+            "fee": fee,
+            "fee_currency": _CCY[cur],
+            "status": np.where(np.arange(pick.size) % 2 == 0, "lost", "won").astype(object),
+            "created_at": opened,
+            "closed_at": opened + 20 * DAY,
+            "fx_rate": self._rate(ent, cur, opened),
         }
 
 

@@ -40,6 +40,8 @@ journals = sa.Table(
     sa.Column("reverses", sa.Text, nullable=True),  # external id of the reversed journal
     sa.Column("correction", sa.Boolean, nullable=False),
     sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("memo", sa.Text, nullable=True),  # as sent to the ERP
+    sa.Column("transaction_date", sa.Date, nullable=True),  # the ERP's tranDate
     sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("ix_ledger_journals_document", journals.c.entity_id, journals.c.document_id)
@@ -61,8 +63,24 @@ journal_lines = sa.Table(
     sa.Column("correlation_id", sa.Text, nullable=False),
 )
 
+# what a summarized line (a month's revenue by account) is made of: one row per schedule
+# source, so a GL line drills down to invoice lines (revenue_schedules.source_id / line_key)
+line_sources = sa.Table(
+    "ledger_journal_line_sources",
+    ledger_metadata,
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.Text, primary_key=True),
+    sa.Column("invoice_id", sa.Text, nullable=True),
+    sa.Column("debit", sa.BigInteger, nullable=False),
+    sa.Column("credit", sa.BigInteger, nullable=False),
+    sa.Column("debit_functional", sa.BigInteger, nullable=False),
+    sa.Column("credit_functional", sa.BigInteger, nullable=False),
+)
+
 JOURNAL_COLS = [c.name for c in journals.columns]
 LINE_COLS = [c.name for c in journal_lines.columns]
+SOURCE_COLS = [c.name for c in line_sources.columns]
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class SqlLedger:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         ledger_metadata.create_all(engine, checkfirst=True)
+        _add_missing_columns(engine, journals)
 
     # -- reads ---------------------------------------------------------------------------
     def journals(self, entity_id: str | None = None) -> pd.DataFrame:
@@ -95,6 +114,14 @@ class SqlLedger:
             res = conn.execute(q.order_by(journal_lines.c.external_id, journal_lines.c.line_no))
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
+    def line_sources(self, external_ids: list[str] | None = None) -> pd.DataFrame:
+        q = sa.select(line_sources)
+        if external_ids is not None:
+            q = q.where(line_sources.c.external_id.in_(external_ids))
+        with self.engine.connect() as conn:
+            res = conn.execute(q.order_by(line_sources.c.external_id, line_sources.c.line_no))
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
     def posted_ids(self, external_ids: list[str]) -> set[str]:
         if not external_ids:
             return set()
@@ -110,21 +137,31 @@ class SqlLedger:
         return out
 
     # -- writes --------------------------------------------------------------------------
-    def post(self, headers: pd.DataFrame, lines: pd.DataFrame, conn=None) -> LedgerPostResult:
-        """Post a batch of journals (headers with JOURNAL_COLS, lines with LINE_COLS)."""
+    def post(
+        self, headers: pd.DataFrame, lines: pd.DataFrame, conn=None, sources=None
+    ) -> LedgerPostResult:
+        """Post a batch of journals (headers with JOURNAL_COLS, lines with LINE_COLS, and the
+        optional drill-down rows of summarized lines with SOURCE_COLS)."""
         if headers.empty:
             return LedgerPostResult([], [])
         headers = headers.assign(posted_at=headers.get("posted_at", datetime.now(UTC)))
+        for col in ("memo", "transaction_date"):
+            if col not in headers:
+                headers[col] = None
         if conn is None:
             with self.engine.begin() as own:
-                return self._post(own, headers, lines)
-        return self._post(conn, headers, lines)
+                return self._post(own, headers, lines, sources)
+        return self._post(conn, headers, lines, sources)
 
-    def _post(self, conn, headers: pd.DataFrame, lines: pd.DataFrame) -> LedgerPostResult:
+    def _post(self, conn, headers, lines, sources=None) -> LedgerPostResult:
         if conn.dialect.name == "postgresql":
             inserted = _post_postgres(conn, headers, lines)
         else:
             inserted = _post_generic(conn, headers, lines)
+        if inserted and sources is not None and len(sources):
+            mine = sources[sources["external_id"].isin(set(inserted))]
+            if len(mine):
+                conn.execute(sa.insert(line_sources), _py(mine, SOURCE_COLS))
         ids = list(headers["external_id"])
         new = set(inserted)
         return LedgerPostResult(
@@ -132,11 +169,22 @@ class SqlLedger:
         )
 
 
+def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """A ledger created before a nullable column was added gets it (idempotent)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in have]
+    if missing:
+        with engine.begin() as conn:
+            for col in missing:
+                ddl = col.type.compile(dialect=engine.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
+
+
 def _py(df: pd.DataFrame, cols: list[str]) -> list[dict]:
     out = df[cols].astype(object).where(df[cols].notna(), None)
     recs = out.to_dict("records")
     for r in recs:
-        for k in ("period", "source_period"):
+        for k in ("period", "source_period", "transaction_date"):
             if k in r and r[k] is not None:
                 r[k] = pd.Timestamp(r[k]).date()
         if "posted_at" in r and r["posted_at"] is not None:
@@ -193,7 +241,7 @@ def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str
         )
     )
     h = headers.copy()
-    for k in ("period", "source_period"):
+    for k in ("period", "source_period", "transaction_date"):
         h[k] = pd.to_datetime(h[k]).dt.date
     stamps = pd.to_datetime(h["posted_at"], utc=True).dt.tz_convert(None)
     h["posted_at"] = np.char.add(np.datetime_as_string(stamps.to_numpy("datetime64[us]")), "+00")

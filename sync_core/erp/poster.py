@@ -20,6 +20,7 @@ import pandas as pd
 
 from sync_core.erp.ledger import LINE_COLS, SqlLedger
 from sync_core.erp.queue import ExceptionQueue
+from sync_core.posting import line_sources
 from sync_core.posting_plan import HELD_COLUMNS, WAITS_FOR_INVOICE, plan_postings, reversal_lines
 
 OWNER_OF_ERP_CODE = {"PERIOD_CLOSED": "finance", "PERIOD_LOCKED": "finance"}
@@ -57,13 +58,30 @@ def post_period(
     rest=None,
     run_id: str | None = None,
     batch_size: int = 500,
+    known_keys: set[str] | frozenset = frozenset(),
+    accounting_lines: pd.DataFrame | None = None,
 ) -> PostingReport:
-    """Plan and post ``proposed`` journal lines (with ``journal_key``) for one partition."""
+    """Plan and post ``proposed`` journal lines (with ``journal_key``) for one partition.
+
+    ``known_keys``: every journal key of the period's proposal, held ones included; a live
+    journal of the period outside them and ``proposed`` is stale and gets reversed.
+    ``accounting_lines``: the month's lines, to record what each summarized line is made of.
+    """
     posted = ledger.journals(entity_id)
-    plan = plan_postings(proposed, posted, set(closed_periods), policy, run_id)
+    plan = plan_postings(proposed, posted, set(closed_periods), policy, run_id,
+                         period=period, known_keys=set(known_keys))  # fmt: skip
     lines = _final_lines(plan, ledger)
+    sources = (
+        line_sources(accounting_lines, lines, plan.headers)
+        if accounting_lines is not None
+        else None
+    )
     held = _stack(plan.held, held_by_rules)
     report = PostingReport(unchanged=list(plan.unchanged), held=held)
+    # open rows of journals the period no longer proposes at all are settled: nothing to post
+    live_keys = set(known_keys) | set(proposed.get("journal_key", [])) | set(
+        held.get("journal_key", []))  # fmt: skip
+    obsolete = _obsolete_exceptions(queue, entity_id, period, live_keys)
     live = _latest(posted)
     for k in plan.unchanged:
         if k in live:
@@ -88,9 +106,11 @@ def post_period(
             batch_lines = batch_lines[batch_lines["external_id"].isin(set(ok["external_id"]))]
         keys = [_key(e) for e in ok["external_id"]]
         with ledger.engine.begin() as conn:
-            ledger.post(ok, batch_lines, conn=conn)
+            ledger.post(ok, batch_lines, conn=conn, sources=sources)
             queue_rows = _stack(pending_held, refused)
-            queue.record(conn, entity_id, period, queue_rows, keys + report.unchanged, run_id)
+            queue.record(conn, entity_id, period, queue_rows, keys + report.unchanged + obsolete,
+                         run_id)  # fmt: skip
+        obsolete = []
         pending_held = pending_held.iloc[:0]
         report.posted.extend(ok["external_id"])
         for eid, p in zip(ok["external_id"], ok["period"], strict=True):
@@ -100,6 +120,15 @@ def post_period(
         if len(refused):
             report.held = _stack(report.held, refused)
     return report
+
+
+def _obsolete_exceptions(queue: ExceptionQueue, entity_id, period, keys: set[str]) -> list[str]:
+    """Open queue rows of ``period`` whose journal key is not proposed any more."""
+    rows = queue.open(entity_id)
+    if rows.empty:
+        return []
+    same = pd.to_datetime(rows["period"]).dt.tz_localize("UTC") == period
+    return sorted(set(rows.loc[same, "journal_key"]) - keys)
 
 
 def _stack(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -208,6 +237,7 @@ def _put(rest, headers: pd.DataFrame, lines: pd.DataFrame):
         h = headers[headers["external_id"] == eid].iloc[0]
         jl["erp_subsidiary_id"] = h["erp_subsidiary_id"]
         jl["event"], jl["document_id"] = h["event"], h["document_id"]
+        jl["memo"], jl["transaction_date"] = h.get("memo"), h.get("transaction_date")
         payloads.append(journal_payload(jl))
     outcomes = rest.post_many(payloads)
     ok_ids = {o.external_id for o in outcomes if o.status == "posted"}

@@ -89,7 +89,12 @@ def _payload(records: list[dict]) -> dict:
     period = pd.Timestamp(_one(records, "period"))
     last_day = calendar.monthrange(period.year, period.month)[1]
     first = records[0]
-    memo = f"{first['event']} {first['document_id']}"
+    memo = first.get("memo")
+    memo = f"{first['event']} {first['document_id']}" if _null(memo) else str(memo)
+    tran = first.get("transaction_date")
+    tran_date = (
+        dt.date(period.year, period.month, last_day) if _null(tran) else pd.Timestamp(tran).date()
+    )
     items = []
     for r in records:
         customer = r.get("erp_customer_id")
@@ -107,7 +112,7 @@ def _payload(records: list[dict]) -> dict:
     return {
         "externalId": eid,
         "subsidiary": str(_one(records, "erp_subsidiary_id")),
-        "tranDate": dt.date(period.year, period.month, last_day).isoformat(),
+        "tranDate": tran_date.isoformat(),
         "period": f"{period.year:04d}-{period.month:02d}",
         "currency": str(_one(records, "currency")),
         "memo": memo,

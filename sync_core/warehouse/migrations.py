@@ -25,6 +25,36 @@ def _reports_and_close(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[TABLES[n] for n in V2_TABLES], checkfirst=True)
 
 
+def ensure_schema(conn: sa.Connection, tables: list[str]) -> None:
+    """Create the named tables if missing and add the columns they lack (nullable, as
+    defined in ``schema.py``). Idempotent: migration 1 creates the current definitions on a
+    new database, so a later migration only finds work on an older one."""
+    inspector = sa.inspect(conn)
+    for name in tables:
+        table = TABLES[name]
+        if not inspector.has_table(name):
+            table.create(conn)
+            continue
+        have = {c["name"] for c in inspector.get_columns(name)}
+        for col in table.columns:
+            if col.name not in have:
+                ddl = col.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE "{name}" ADD COLUMN "{col.name}" {ddl}'))
+
+
+def _proposals(conn: sa.Connection) -> None:
+    ensure_schema(conn, ["accounting_lines", "proposed_journals", "erp_postings"])
+
+
+def _disputes_and_uncollectible(conn: sa.Connection) -> None:
+    """The ``disputes`` table and ``invoices.uncollectible_at`` (null: never marked) on a
+    database created before them; only that column, so migration 4 still adds its own."""
+    TABLES["disputes"].create(conn, checkfirst=True)
+    if "uncollectible_at" not in {c["name"] for c in sa.inspect(conn).get_columns("invoices")}:
+        ddl = TABLES["invoices"].c["uncollectible_at"].type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f'ALTER TABLE "invoices" ADD COLUMN "uncollectible_at" {ddl}'))
+
+
 # version 4: columns added to canonical tables by contract 1.1 (column -> DDL after the type)
 V4_COLUMNS = {
     ("invoices", "balance_applied"): "NOT NULL DEFAULT 0",  # nothing applied before
@@ -53,12 +83,14 @@ def _reconciliation(conn: sa.Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
+    (3, "disputes table, invoices.uncollectible_at", _disputes_and_uncollectible),
     (
         4,
         "invoices.balance_applied, credit_note_lines service period",
         _balance_applied_and_credit_periods,
     ),
     (5, "reconciliation drift per account and reconciling items", _reconciliation),
+    (6, "accounting lines, proposed journals, held journal lines in erp_postings", _proposals),
 ]
 
 
