@@ -21,7 +21,7 @@ from sync_assets.metadata import frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
 from sync_core.contracts.derived import JournalLineModel
 from sync_core.erp.poster import post_period
-from sync_core.proposal import ready_lines, rule_holds
+from sync_core.proposal import proposed_keys, ready_lines, rule_holds
 from sync_core.proposal_checks import proposal_checks, rollforward_balances
 
 with warnings.catch_warnings():
@@ -80,7 +80,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             rest=rest,
             run_id=context.run_id,
             batch_size=erp.batch_size,
-            known_keys=set(proposal["journal_key"]),
+            known_keys=proposed_keys(proposal),
             accounting_lines=wh.read("accounting_lines", entity, period),
         )
     finally:

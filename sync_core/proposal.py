@@ -122,6 +122,12 @@ def ready_lines(proposal: pd.DataFrame) -> pd.DataFrame:
     return proposal.loc[keep, JOURNAL_COLUMNS].reset_index(drop=True)
 
 
+def proposed_keys(proposal: pd.DataFrame) -> set[str]:
+    """Keys the period still proposes (held ones included): a live journal of the period
+    outside them is stale and gets reversed."""
+    return set(proposal.loc[proposal["action"] != "reverse_stale", "journal_key"])
+
+
 def rule_holds(proposal: pd.DataFrame) -> pd.DataFrame:
     """Queue rows for journals held by a posting rule (one per journal)."""
     h = proposal[proposal["reason_code"].notna() & ~proposal["reason_code"].isin(PLAN_REASONS)]

@@ -1,0 +1,141 @@
+"""The blocking checks stop posting, in the full chain and when ``erp_postings`` runs alone (as
+the replay job runs it); and records that cannot be recognized (a payment on an unknown
+invoice) reach the exceptions table instead of vanishing. Figures: worked example 1 (31.00 USD
+from Jan 15: January 17.00)."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from sync_assets.definitions import ALL_ASSETS
+from sync_assets.partitions import entity_partitions, partition_key
+from sync_core.warehouse import Warehouse
+from tests.helpers import make_resources, materialize
+from tests.revenue.factory import Book
+
+KEY = partition_key("US01", "2025-01-01")
+INGEST = ["customers", "invoices", "invoice_lines", "credit_notes", "credit_note_lines",
+          "payments", "disputes", "usage_events", "usage_daily"]  # fmt: skip
+RECOGNIZE = ["revenue_schedules", "revenue_rollforward", "deferred_revenue_waterfall",
+             "accounting_lines"]  # fmt: skip
+POST = ["proposed_journals", "erp_postings"]
+
+
+def write_drop(folder, book: Book, customers: list[tuple[str, str | None]]) -> None:
+    """The book's frames as a file drop (docs/data-contract.md)."""
+    folder.mkdir(exist_ok=True)
+    frames = book.frames()
+    frames["customers"] = pd.DataFrame(
+        [{"entity_id": "US01", "customer_id": c, "name": c, "email": None, "country": "US",
+          "currency": "USD", "erp_customer_id": e,
+          "created_at": pd.Timestamp("2025-01-02", tz="UTC")} for c, e in customers]
+    )  # fmt: skip
+    for name, df in frames.items():
+        out = df.drop(columns=[c for c in ("period",) if c in df])
+        for col in out.columns:
+            if str(out[col].dtype).startswith("datetime64"):
+                out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            elif out[col].dtype == bool or str(out[col].dtype) == "boolean":
+                out[col] = out[col].map({True: "true", False: "false"})
+        out.to_csv(folder / f"{name}.csv", index=False)
+
+
+@pytest.fixture
+def chain(tmp_path):
+    book = Book().invoice("in_1", "2025-01-15", [("l1", 3100, "2025-01-15", "2025-02-15")])
+    book.pay("py_1", "in_1", 3100, "2025-01-16")
+    book.pay("py_ghost", "in_missing", 500, "2025-01-17")  # an invoice nobody has
+    write_drop(tmp_path / "drop", book, [("cus_1", "C-1")])
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    resources = make_resources(tmp_path / "drop", url)
+    with dg.instance_for_test() as instance:
+        assert materialize(instance, resources, ["legal_entities"]).success
+        instance.add_dynamic_partitions(entity_partitions.name, ["US01"])
+        assert materialize(instance, resources, INGEST, KEY).success
+        assert materialize(instance, resources, RECOGNIZE, KEY).success
+        yield instance, resources, Warehouse(url)
+
+
+def _run(instance, resources, selection):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            ALL_ASSETS,
+            selection=selection, partition_key=KEY, instance=instance, resources=resources,
+            raise_on_error=False,
+        )  # fmt: skip
+
+
+def _ledger_count(wh) -> int:
+    with wh.engine.connect() as conn:
+        insp = sa.inspect(conn)
+        if not insp.has_table("ledger_journals"):
+            return 0
+        return conn.execute(sa.text("select count(*) from ledger_journals")).scalar()
+
+
+def test_a_payment_on_an_unknown_invoice_is_an_exception_not_a_silent_drop(chain):
+    instance, resources, wh = chain
+    exc = wh.read("exceptions")
+    ghost = exc[exc["source_id"] == "py_ghost"]
+    assert ghost[["stage", "object_type", "rule"]].values.tolist() == [
+        ["recognition", "payments", "header_exists"]
+    ]
+    assert "in_missing" in ghost["message"].iloc[0]
+
+
+def test_drift_between_schedule_and_proposal_blocks_posting(chain):
+    instance, resources, wh = chain
+    # a revenue line lost between recognition and the proposal
+    with wh.engine.begin() as conn:
+        conn.execute(sa.text("delete from accounting_lines where event = 'revenue' "
+                             "and account = 'Revenue'"))  # fmt: skip
+    result = _run(instance, resources, POST)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    failed = checks["schedule_equals_proposed_gl"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["max_drift_minor"].value == 1700
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "proposed_journals" in materialized and "erp_postings" not in materialized
+    assert _ledger_count(wh) == 0  # nothing posted
+    # erp_postings alone (the replay job) refuses the stored proposal too
+    alone = _run(instance, resources, ["erp_postings"])
+    assert not alone.success
+    failure = alone.get_step_failure_events()[0].event_specific_data.error
+    assert "blocking checks fail" in failure.message
+    assert _ledger_count(wh) == 0
+
+
+def test_a_rollforward_that_does_not_hold_blocks_posting(chain, monkeypatch):
+    instance, resources, wh = chain
+    import sync_assets.revenue as revenue_module
+
+    real = revenue_module.rollforward
+
+    def drifted(schedule):
+        roll = real(schedule)
+        roll["closing_deferred"] = roll["closing_deferred"] + 1
+        return roll
+
+    monkeypatch.setattr(revenue_module, "rollforward", drifted)
+    result = _run(instance, resources, RECOGNIZE + POST)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["rollforward_balances"].passed
+    assert checks["rollforward_balances"].metadata["max_drift_minor"].value == 1
+    assert not result.success and _ledger_count(wh) == 0
+    # a tampered stored rollforward stops erp_postings run alone
+    monkeypatch.setattr(revenue_module, "rollforward", real)
+    assert _run(instance, resources, RECOGNIZE + ["proposed_journals"]).success
+    with wh.engine.begin() as conn:
+        conn.execute(sa.text("update revenue_rollforward set closing_deferred = closing_deferred"
+                             " + 5"))  # fmt: skip
+    alone = _run(instance, resources, ["erp_postings"])
+    assert not alone.success and _ledger_count(wh) == 0
+    # the untampered chain posts: the guard blocks only what is wrong
+    assert _run(instance, resources, RECOGNIZE + POST).success
+    assert _ledger_count(wh) > 0
