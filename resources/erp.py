@@ -3,6 +3,7 @@
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_core.erp.approvals import ProposalApprovals
 from sync_core.erp.config import ErpConfig, load_erp_config
 from sync_core.erp.gl_read import ledger_journals
 from sync_core.erp.ledger import SqlLedger
@@ -39,6 +40,9 @@ class ErpResource(dg.ConfigurableResource):
 
     def queue(self) -> ExceptionQueue:
         return ExceptionQueue(self.engine())
+
+    def approvals(self) -> ProposalApprovals:
+        return ProposalApprovals(self.engine())
 
     def config(self) -> ErpConfig:
         return load_erp_config(self.config_path)

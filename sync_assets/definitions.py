@@ -13,6 +13,7 @@ from schedules.stripe_reconcile import stripe_nightly_reconcile
 from sensors import legal_entity_sensor, posting_replay_sensor
 from sensors.stripe_events import stripe_event_sensor
 from sync_assets import billing, exception_queue, postings, proposals, reconciliation, revenue
+from sync_assets.approvals import approve_postings
 from sync_assets.jobs import billing_sync_job, legal_entities_job, posting_replay_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ ALL_ASSETS = dg.load_assets_from_modules(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[billing_sync_job, legal_entities_job, posting_replay_job],
+    jobs=[billing_sync_job, legal_entities_job, posting_replay_job, approve_postings],
     sensors=[legal_entity_sensor, posting_replay_sensor, stripe_event_sensor],
     schedules=[nightly_sync_schedule, period_close_schedule, stripe_nightly_reconcile],
     resources=build_resources(),

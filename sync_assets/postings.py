@@ -20,8 +20,9 @@ from resources.warehouse import split_partition_key
 from sync_assets.metadata import frame_metadata, with_exceptions
 from sync_assets.partitions import entity_period_partitions
 from sync_core.contracts.derived import JournalLineModel
+from sync_core.erp.approvals import fingerprint
 from sync_core.erp.poster import post_period
-from sync_core.proposal import proposed_keys, ready_lines, rule_holds
+from sync_core.proposal import awaiting_approval, proposed_keys, ready_lines, rule_holds
 from sync_core.proposal_checks import proposal_checks, rollforward_balances
 
 with warnings.catch_warnings():
@@ -66,11 +67,20 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             },  # fmt: skip
         )
     cfg = erp.config()
+    ready, holds, keys = ready_lines(proposal), rule_holds(proposal), proposed_keys(proposal)
+    approval = "not required"
+    if cfg.approval_required(entity):
+        if erp.approvals().approved(entity, period, proposal):
+            approval = "approved"
+        else:  # every change waits; a stale reversal too (its key stays known)
+            approval = "awaiting"
+            ready, holds = awaiting_approval(proposal, fingerprint(proposal))
+            keys = set(proposal["journal_key"])
     rest = erp.rest_client()
     try:
         report = post_period(
-            ready_lines(proposal),
-            rule_holds(proposal),
+            ready,
+            holds,
             entity_id=entity,
             period=period,
             ledger=erp.ledger(),
@@ -80,7 +90,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             rest=rest,
             run_id=context.run_id,
             batch_size=erp.batch_size,
-            known_keys=proposed_keys(proposal),
+            known_keys=keys,
             accounting_lines=wh.read("accounting_lines", entity, period),
         )
     finally:
@@ -104,6 +114,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             already_posted=len(report.unchanged),
             held_journals=len(held),
             stale_reversed=int(stale),
+            approval=approval,
             debits_functional=int(posted["debit_functional"].sum()) if len(posted) else 0,
         ),
     )

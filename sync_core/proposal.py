@@ -128,6 +128,21 @@ def proposed_keys(proposal: pd.DataFrame) -> set[str]:
     return set(proposal.loc[proposal["action"] != "reverse_stale", "journal_key"])
 
 
+def awaiting_approval(
+    proposal: pd.DataFrame, fingerprint: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(lines that may post, queue rows) when the period waits for a person's approval:
+    only what is already posted stays as it is; every change waits, owner finance."""
+    unchanged = proposal[(proposal["status"] == "ready") & (proposal["action"] == "unchanged")]
+    waiting = proposal[(proposal["status"] == "ready") & (proposal["action"] != "unchanged")]
+    waiting = waiting.drop_duplicates("journal_key").assign(
+        reason_code="awaiting_approval", owner="finance",
+        message=f"proposal {fingerprint} waits for approval (job approve_postings)",
+    )  # fmt: skip
+    holds = pd.concat([rule_holds(proposal), rule_holds(waiting)], ignore_index=True)
+    return unchanged[JOURNAL_COLUMNS].reset_index(drop=True), holds
+
+
 def rule_holds(proposal: pd.DataFrame) -> pd.DataFrame:
     """Queue rows for journals held by a posting rule (one per journal)."""
     h = proposal[proposal["reason_code"].notna() & ~proposal["reason_code"].isin(PLAN_REASONS)]

@@ -6,6 +6,7 @@ from Jan 15: January 17.00)."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +19,7 @@ from sync_core.warehouse import Warehouse
 from tests.helpers import make_resources, materialize
 from tests.revenue.factory import Book
 
+ROOT = Path(__file__).resolve().parents[1]
 KEY = partition_key("US01", "2025-01-01")
 INGEST = ["customers", "invoices", "invoice_lines", "credit_notes", "credit_note_lines",
           "payments", "disputes", "usage_events", "usage_daily"]  # fmt: skip
@@ -139,3 +141,46 @@ def test_a_rollforward_that_does_not_hold_blocks_posting(chain, monkeypatch):
     # the untampered chain posts: the guard blocks only what is wrong
     assert _run(instance, resources, RECOGNIZE + POST).success
     assert _ledger_count(wh) > 0
+
+
+def test_an_entity_with_approval_required_posts_only_the_approved_proposal(tmp_path):
+    from sync_assets.approvals import approve_postings
+    from sync_core.erp.queue import ExceptionQueue
+
+    book = Book().invoice("in_1", "2025-01-15", [("l1", 3100, "2025-01-15", "2025-02-15")])
+    write_drop(tmp_path / "drop", book, [("cus_1", "C-1")])
+    config = tmp_path / "erp.yaml"
+    config.write_text(
+        (ROOT / "config" / "erp.yaml").read_text() + "  US01:\n    approval: required\n"
+    )
+    url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    resources = make_resources(tmp_path / "drop", url, config_path=str(config))
+    wh = Warehouse(url)
+    with dg.instance_for_test() as instance:
+        assert materialize(instance, resources, ["legal_entities"]).success
+        instance.add_dynamic_partitions(entity_partitions.name, ["US01"])
+        assert materialize(instance, resources, INGEST + RECOGNIZE + POST, KEY).success
+        assert _ledger_count(wh) == 0
+        waiting = ExceptionQueue(wh.engine).open("US01")
+        assert set(waiting["reason_code"]) == {"awaiting_approval"}
+        assert set(waiting["owner"]) == {"finance"}
+        assert set(waiting["journal_key"]) == {"US01-INV-in_1", "US01-REV-REV-202501-USD"}
+        run_config = {
+            "ops": {
+                "approve_proposal": {
+                    "config": {
+                        "entity": "US01",
+                        "period": "2025-01",
+                        "approved_by": "controller@example.com",
+                    }
+                }
+            }
+        }
+        approved = approve_postings.execute_in_process(
+            run_config=run_config, instance=instance,
+            resources={"warehouse": resources["warehouse"], "erp": resources["erp"]},
+        )  # fmt: skip
+        assert approved.success
+        assert materialize(instance, resources, POST, KEY).success
+    assert _ledger_count(wh) == 2
+    assert ExceptionQueue(wh.engine).open("US01").empty

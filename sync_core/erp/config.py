@@ -33,6 +33,12 @@ class ErpConfig:
         where = f"materiality of {entity_id}"
         return {str(k): _threshold(v, f"{where}, {k}") for k, v in out.items()}
 
+    def approval_required(self, entity_id: str) -> bool:
+        """True when the entity's proposals wait for a person's approval before posting."""
+        own = self.entities.get(entity_id, {}).get("approval")
+        value = own if own is not None else self.defaults.get("approval", "none")
+        return value == "required"
+
     def period_policy(self, entity_id: str) -> str:
         return self.entities.get(entity_id, {}).get(
             "period_policy", self.defaults.get("period_policy", "next_open")
@@ -78,6 +84,9 @@ def load_erp_config(path: str | Path | None = None) -> ErpConfig:
         raise FileNotFoundError(f"ERP configuration {path} not found") from None
     cfg = ErpConfig(defaults=raw.get("defaults", {}) or {}, entities=raw.get("entities", {}) or {})
     for who, block in [("defaults", cfg.defaults), *cfg.entities.items()]:
+        approval = (block or {}).get("approval")
+        if approval is not None and approval not in ("none", "required"):
+            raise ValueError(f"{path}: {who}.approval {approval!r} is not 'none' or 'required'")
         policy = (block or {}).get("period_policy")
         if policy is not None and policy not in POLICIES:
             raise ValueError(f"{path}: {who}.period_policy {policy!r} is not one of {POLICIES}")

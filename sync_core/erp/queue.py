@@ -38,7 +38,7 @@ sa.Index(
 )
 
 STAGE_OF = {
-    "journal_balanced": "rules", "account_mapped": "rules", "customer_erp_id": "rules", "document_held": "rules",
+    "journal_balanced": "rules", "account_mapped": "rules", "customer_erp_id": "rules", "document_held": "rules", "awaiting_approval": "approval",
     "waiting_for_invoice": "ordering", "period_closed": "period", "period_locked": "period",
 }  # fmt: skip
 
