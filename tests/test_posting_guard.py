@@ -52,7 +52,13 @@ def chain(tmp_path):
     book = Book().invoice("in_1", "2025-01-15", [("l1", 3100, "2025-01-15", "2025-02-15")])
     book.pay("py_1", "in_1", 3100, "2025-01-16")
     book.pay("py_ghost", "in_missing", 500, "2025-01-17")  # an invoice nobody has
+    book.pay("py_eur", "in_1", 500, "2025-01-18", currency="EUR", fx_rate="1.1")
+    book.invoice("in_bad", "2025-01-10", [("l1", 1000, "2025-01-10", "2025-02-10")])
+    book.pay("py_bad", "in_bad", 1000, "2025-01-19")
     write_drop(tmp_path / "drop", book, [("cus_1", "C-1")])
+    inv = pd.read_csv(tmp_path / "drop" / "invoices.csv", dtype=str, keep_default_na=False)
+    inv.loc[inv["invoice_id"] == "in_bad", "total"] = "999"  # breaks total = subtotal + tax
+    inv.to_csv(tmp_path / "drop" / "invoices.csv", index=False)
     url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
     resources = make_resources(tmp_path / "drop", url)
     with dg.instance_for_test() as instance:
@@ -81,14 +87,22 @@ def _ledger_count(wh) -> int:
         return conn.execute(sa.text("select count(*) from ledger_journals")).scalar()
 
 
-def test_a_payment_on_an_unknown_invoice_is_an_exception_not_a_silent_drop(chain):
+def test_payments_that_cannot_post_are_exceptions_not_silent_drops(chain):
     instance, resources, wh = chain
-    exc = wh.read("exceptions")
-    ghost = exc[exc["source_id"] == "py_ghost"]
-    assert ghost[["stage", "object_type", "rule"]].values.tolist() == [
-        ["recognition", "payments", "header_exists"]
-    ]
-    assert "in_missing" in ghost["message"].iloc[0]
+    exc = wh.read("exceptions").set_index("source_id")
+    assert exc.loc["in_bad", "rule"] == "total_is_subtotal_plus_tax"  # quarantined at ingest
+    for payment, rule, text in (
+        ("py_ghost", "header_exists", "in_missing"),  # an invoice nobody has
+        ("py_bad", "header_exists", "in_bad"),  # an invoice that was quarantined
+        ("py_eur", "currency_matches", "currency"),  # EUR on a USD invoice
+    ):
+        row = exc.loc[payment]
+        assert (row["stage"], row["object_type"], row["rule"]) == ("recognition", "payments", rule)
+        assert text in row["message"]
+    # the one good payment is booked: Cash 31.00
+    lines = wh.read("accounting_lines", "US01", "2025-01-01")
+    cash = lines[lines["account"] == "Cash"]
+    assert cash[["document_id", "debit"]].values.tolist() == [["py_1", 3100]]
 
 
 def test_drift_between_schedule_and_proposal_blocks_posting(chain):
