@@ -24,9 +24,11 @@ with tolerance ``~ 0``:
   by AR); - every succeeded payment of an invoice in its period; an invoice marked
   uncollectible is written off (its open AR to zero in that month; a later payment is a
   recovery, not AR);
-- minus the reconciling items read from ``erp_postings``: lines of journals held instead of
-  posted (``posting_status != 'posted'``, never in the GL), and lines posted in a later period
-  than their own (in the GL only from ``posting_period``).
+- minus the reconciling items: documents the engine excluded with an ``exceptions`` row of
+  stage ``recognition`` (e.g. a payment of a quarantined invoice: in ``payments``, in no
+  journal); and from ``erp_postings``, lines of journals held instead of posted
+  (``posting_status != 'posted'``, never in the GL) and lines posted in a later period than
+  their own (in the GL only from ``posting_period``).
 
 ``check(text)`` runs beancount's loader (parse, booking, the bean-check validations, balance
 assertions) and returns its errors.
@@ -201,17 +203,30 @@ def _moves(df, month, at, amount) -> pd.DataFrame:
     )
 
 
+def _excluded(engine) -> set[tuple[str, str]]:
+    """(object type, source id) of documents the engine excluded, each with an exception."""
+    x = read_table(engine, "exceptions")
+    x = x[x["stage"] == "recognition"]
+    return set(zip(x["object_type"], x["source_id"].astype(str)))
+
+
+def _kept(df: pd.DataFrame, object_type: str, id_col: str, excluded) -> pd.DataFrame:
+    drop = [(object_type, str(i)) in excluded for i in df[id_col]]
+    return df[~pd.Series(drop, index=df.index, dtype=bool)]
+
+
 def _ar_moves(engine) -> pd.DataFrame:
     """Documents' movements of AR (entity_id, month, currency, amount), not cumulated.
 
     An invoice marked uncollectible is written off: its AR goes to zero in that month, and a
     later payment of it is a recovery that does not touch AR."""
-    inv = read_table(engine, "invoices")
+    excluded = _excluded(engine)
+    inv = _kept(read_table(engine, "invoices"), "invoices", "invoice_id", excluded)
     applied = inv["balance_applied"].fillna(0) if "balance_applied" in inv else 0
     due = inv["total"].astype("int64") - pd.Series(applied, index=inv.index).astype("int64")
-    cn = read_table(engine, "credit_notes")
+    cn = _kept(read_table(engine, "credit_notes"), "credit_notes", "credit_note_id", excluded)
     cn = cn[cn["type"] == "pre_payment"]
-    pay = read_table(engine, "payments")
+    pay = _kept(read_table(engine, "payments"), "payments", "payment_id", excluded)
     pay = pay[
         (pay["kind"] == "payment") & (pay["status"] == "succeeded") & pay["invoice_id"].notna()
     ]

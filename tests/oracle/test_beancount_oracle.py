@@ -249,15 +249,18 @@ def test_ar_from_documents_writes_off_an_uncollectible_invoice(tmp_path):
           "uncollectible_at": "2025-03-20T00:00:00Z"}]
     ).to_sql("invoices", engine, index=False)  # fmt: skip
     pd.DataFrame(
-        columns=["entity_id", "currency", "invoice_id", "type", "period", "issued_at",
-                 "voided_at", "total"]
+        columns=["entity_id", "currency", "credit_note_id", "invoice_id", "type", "period",
+                 "issued_at", "voided_at", "total"]
     ).to_sql("credit_notes", engine, index=False)  # fmt: skip
     pd.DataFrame(
-        [{**doc, "invoice_id": "in_1", "kind": "payment", "status": "succeeded",
-          "period": p, "created_at": at, "amount": a}
-         for p, at, a in (("2025-02-01", "2025-02-09T00:00:00Z", 1000),
-                          ("2025-04-01", "2025-04-02T00:00:00Z", 500))]
+        [{**doc, "payment_id": pid, "invoice_id": "in_1", "kind": "payment",
+          "status": "succeeded", "period": p, "created_at": at, "amount": a}
+         for pid, p, at, a in (("py_1", "2025-02-01", "2025-02-09T00:00:00Z", 1000),
+                               ("py_2", "2025-04-01", "2025-04-02T00:00:00Z", 500))]
     ).to_sql("payments", engine, index=False)  # fmt: skip
+    pd.DataFrame(columns=["stage", "object_type", "source_id"]).to_sql(
+        "exceptions", engine, index=False
+    )
     months = [pd.Timestamp(f"2025-{m:02d}-01") for m in range(1, 5)]
     ar = _cumulative(_ar_moves(engine), months, "AccountsReceivable")
     assert ar["amount"].tolist() == [3100, 2100, 0, 0]
