@@ -129,6 +129,8 @@ def make_journals(n: int, seed: int = 20260701) -> tuple[pd.DataFrame, pd.DataFr
             "correlation_id": np.repeat(doc, k),
         }
     )
+    headers["memo"] = "Invoice finalized " + headers["document_id"]
+    headers["transaction_date"] = headers["period"]
     return headers[[c for c in JOURNAL_COLS if c != "posted_at"]], lines[LINE_COLS]
 
 
@@ -253,7 +255,10 @@ def _peer_headers(h: pd.DataFrame) -> pd.DataFrame:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
     # h holds JOURNAL_COLS but posted_at, in order: posted_at (the last) goes at the end
     return h.assign(
-        period=h["period"].dt.date, source_period=h["source_period"].dt.date, posted_at=stamp
+        period=h["period"].dt.date,
+        source_period=h["source_period"].dt.date,
+        transaction_date=h["transaction_date"].dt.date,
+        posted_at=stamp,
     )
 
 
@@ -322,7 +327,7 @@ def fast_csv(df: pd.DataFrame, cols: list[str]) -> io.StringIO:
 def fast_header_frame(headers: pd.DataFrame) -> pd.DataFrame:
     """Dates without per-element ``strftime``: ``dt.date``; ``posted_at`` by numpy."""
     h = headers.copy()
-    for k in ("period", "source_period"):
+    for k in ("period", "source_period", "transaction_date"):
         h[k] = pd.to_datetime(h[k]).dt.date
     stamp = pd.to_datetime(h["posted_at"], utc=True).dt.tz_convert(None)
     h["posted_at"] = np.char.add(np.datetime_as_string(stamp.to_numpy("datetime64[us]")), "+00")

@@ -61,10 +61,10 @@ from urllib.parse import unquote, urlsplit
 
 from sandboxes import erp_query
 from sandboxes._http import SandboxServer, check_host
+from sync_core.posting import DEFAULT_CHART
 
-DEFAULT_ACCOUNTS: frozenset[str] = frozenset(
-    "1000 1100 1150 2150 2300 2400 4000 4900 4910 4920 7900".split()
-)
+# the sandbox account's chart: every account number of the platform's default mapping
+DEFAULT_ACCOUNTS: frozenset[str] = frozenset(DEFAULT_CHART.values())
 JOURNAL_PATH = "/record/v1/journalEntry/"
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
