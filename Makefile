@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` and `make test` (README, "Quick start").
+# Three commands on a fresh machine: `make demo`, `make test` and `make sync SOURCE=PATH` (README, "Quick start").
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

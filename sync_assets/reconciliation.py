@@ -33,6 +33,7 @@ from sync_core.reconcile import (
     expected_postings,
     functional_known,
     gl_balances,
+    quarantined,
     reconciling_items,
     subledger_balances,
 )
@@ -81,7 +82,10 @@ def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp)
     known = functional_known(posted_through(gl_heads, gl_lines, period))
     result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
                    erp.config().materiality(entity), KINDS if known else ("transaction",))  # fmt: skip
-    offenders = completeness(_documents(wh, entity, period), log_heads, erp.queue().open(entity))
+    expected = _documents(wh, entity, period)
+    refused = quarantined(expected, wh.read("exceptions").query("entity_id == @entity"))
+    waiting = pd.concat([erp.queue().open(entity), refused], ignore_index=True)
+    offenders = completeness(expected, log_heads, waiting)
     return result.assign(period=period), items, offenders, known
 
 

@@ -14,6 +14,7 @@ import re
 import pandas as pd
 
 from sync_core.contracts.validate import Quarantine
+from sync_core.money import checked_group_sum
 
 # Default chart of accounts: canonical account -> ERP account number (README, "Posting").
 DEFAULT_CHART: dict[str, str] = {
@@ -236,9 +237,9 @@ def journal_balance_problems(journals: pd.DataFrame) -> pd.DataFrame:
     """Journals (per currency) whose debits and credits differ: empty when all balance."""
     if journals.empty:
         return journals
-    bal = journals.groupby(["journal_key", "currency"])[
-        ["debit", "credit", "debit_functional", "credit_functional"]
-    ].sum()
+    bal = checked_group_sum(journals, ["journal_key", "currency"],
+                            ["debit", "credit", "debit_functional", "credit_functional"],
+                            "journal balance")  # fmt: skip
     return bal[
         (bal["debit"] != bal["credit"]) | (bal["debit_functional"] != bal["credit_functional"])
     ]

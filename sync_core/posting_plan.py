@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sync_core.money import checked_sum
+
 POLICIES = ("next_open", "hold")
 # a held journal, as the exception queue takes it
 HELD_COLUMNS = ["entity_id", "period", "journal_key", "document_id", "event", "reason_code",
@@ -177,7 +179,7 @@ def plan_postings(
                 correction=correction,
                 h=h,
                 run_id=run_id,
-                total=int(lines["debit"].sum()),
+                total=checked_sum(lines["debit"], f"total debit of {eid}"),
                 n=len(lines),
             )
         )

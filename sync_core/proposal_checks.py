@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sync_core.money import checked_group_sum
+
 # the P&L side of revenue: revenue and its contra accounts move together with `recognized`
 REVENUE_GROUP = {"Revenue", "CreditNotes", "Refunds", "Disputes", "BadDebt"}
 _AMOUNTS = ["debit", "credit", "debit_functional", "credit_functional"]
@@ -43,7 +45,7 @@ def balanced(proposal: pd.DataFrame) -> CheckOutcome:
     ready = _ready(proposal)
     if ready.empty:
         return CheckOutcome("proposal_balanced", True, {"unbalanced_journals": 0})
-    sums = ready.groupby(["journal_key", "currency"])[_AMOUNTS].sum()
+    sums = checked_group_sum(ready, ["journal_key", "currency"], _AMOUNTS, "proposed journal")
     bad = sums[(sums["debit"] != sums["credit"])
                | (sums["debit_functional"] != sums["credit_functional"])]  # fmt: skip
     problems = [f"{k} {c}: debits {r['debit']} credits {r['credit']} (functional "

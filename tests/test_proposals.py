@@ -201,3 +201,15 @@ def test_ledger_keeps_memo_date_and_the_sources_of_a_summarized_line(tmp_path):
 )
 def test_ids_that_differ_only_in_unsafe_characters_get_distinct_keys(document_id, key):
     assert journal_key("US01", "invoice_finalized", document_id) == key
+
+
+def test_a_journal_whose_sums_would_wrap_int64_is_an_error_not_a_balance():
+    from sync_core.money import AmountOverflow
+    from sync_core.posting import journal_balance_problems
+
+    half = 2**62  # two of them wrap to -2**63 in an int64 sum
+    lines = pd.DataFrame({"journal_key": ["K", "K", "K"], "currency": ["USD"] * 3,
+                          "debit": [half, half, 0], "credit": [0, 0, 0],
+                          "debit_functional": [0, 0, 0], "credit_functional": [0, 0, 0]})  # fmt: skip
+    with pytest.raises(AmountOverflow, match="journal balance"):
+        journal_balance_problems(lines)

@@ -309,3 +309,23 @@ def test_disputes_voids_and_write_offs_need_their_own_posting():
     assert bad[["document_id", "event", "reason"]].to_dict("records") == [
         {"document_id": "dp_1", "event": "dispute", "reason": "no_posting"}
     ]
+
+
+def test_a_document_refused_at_recognition_counts_as_one_open_exception():
+    from sync_core.reconcile import quarantined
+
+    jan = pd.Timestamp("2025-01-01", tz="UTC")
+    expected = pd.DataFrame(
+        [{"entity_id": "US01", "period": jan, "document_type": "payment",
+          "document_id": "py_262", "event": "payment", "amount": 9000}]
+    )  # fmt: skip
+    empty = pd.DataFrame(columns=["external_id", "entity_id", "document_id", "event", "reverses"])
+    assert completeness(expected, empty, None)["reason"].tolist() == ["no_posting"]
+    refused = pd.DataFrame(
+        [{"entity_id": "US01", "stage": "recognition", "object_type": "payments",
+          "source_id": "py_262", "rule": "header_exists",
+          "message": "invoice 'in_280' is unknown or quarantined", "owner": "integration"}]
+    )  # fmt: skip
+    waiting = quarantined(expected, refused)
+    assert waiting["journal_key"].tolist() == ["exception:header_exists"]
+    assert completeness(expected, empty, waiting).empty

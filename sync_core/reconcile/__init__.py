@@ -19,6 +19,7 @@ from sync_core.reconcile.completeness import (
     completeness,
     expected_postings,
     live_postings,
+    quarantined,
 )
 from sync_core.reconcile.drift import DRIFT_COLUMNS, ERROR, PASS, WARN, drift, severity, worst
 from sync_core.reconcile.items import ITEM_COLUMNS, reconciling_items
@@ -38,6 +39,7 @@ __all__ = [
     "functional_known",
     "gl_balances",
     "live_postings",
+    "quarantined",
     "reconciling_items",
     "severity",
     "subledger_balances",

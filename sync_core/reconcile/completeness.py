@@ -124,6 +124,22 @@ def completeness(expected: pd.DataFrame, journals: pd.DataFrame, exceptions) -> 
     return out[OFFENDER_COLUMNS].reset_index(drop=True)
 
 
+def quarantined(expected: pd.DataFrame, exceptions: pd.DataFrame) -> pd.DataFrame:
+    """Documents the engine or the contract refused (``exceptions`` rows of stage ingest or
+    recognition: a payment of a quarantined invoice, say) as open exceptions: they wait with
+    a reason and an owner, so they count as one open exception each."""
+    if expected.empty or exceptions is None or exceptions.empty:
+        return pd.DataFrame(columns=["entity_id", "document_id", "event", "journal_key",
+                                     "status"])  # fmt: skip
+    refused = exceptions[exceptions["stage"].isin(["ingest", "recognition"])]
+    refused = refused.drop_duplicates("source_id").astype({"source_id": str})
+    hit = expected.merge(refused[["source_id", "rule"]], left_on="document_id",
+                         right_on="source_id")  # fmt: skip
+    return pd.DataFrame({"entity_id": hit["entity_id"], "document_id": hit["document_id"],
+                         "event": hit["event"], "journal_key": "exception:" + hit["rule"],
+                         "status": "open"})  # fmt: skip
+
+
 def _open(exceptions) -> pd.DataFrame:
     if exceptions is None or exceptions.empty:
         return pd.DataFrame(columns=["entity_id", "document_id", "event", "journal_key"])
