@@ -559,7 +559,7 @@ class _Builder:
                 "status": inv["status"],
                 "status_transitions": {
                     "finalized_at": inv["finalized_at"],
-                    "marked_uncollectible_at": None,
+                    "marked_uncollectible_at": inv.get("uncollectible_at"),
                     "paid_at": paid_at.get(iid) if paid else None,
                     "voided_at": inv.get("voided_at"),
                 },
@@ -582,11 +582,15 @@ class _Builder:
                 "status_transitions": {**obj["status_transitions"], "paid_at": None},
             }
             fin["status_transitions"]["voided_at"] = None
+            fin["status_transitions"]["marked_uncollectible_at"] = None
             self.event(inv["finalized_at"], "invoice.finalized", render_invoice(fin))
             if paid and iid in paid_at:
                 self.event(paid_at[iid], "invoice.paid", render_invoice(obj), 2)
             if inv["status"] == "void":
                 self.event(inv.get("voided_at"), "invoice.voided", render_invoice(obj), 2)
+            if inv.get("uncollectible_at"):
+                self.event(inv["uncollectible_at"], "invoice.marked_uncollectible",
+                           render_invoice(obj), 2)  # fmt: skip
         return out
 
     def line(self, ln: dict, ccy: str) -> dict:
