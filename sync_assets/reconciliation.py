@@ -28,6 +28,7 @@ from sync_core.money import to_major
 from sync_core.reconcile import (
     ERROR,
     KINDS,
+    by_accounting_period,
     completeness,
     drift,
     expected_postings,
@@ -77,12 +78,12 @@ def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp)
         wh.read("erp_postings", entity), log_heads, log_lines, period,
         exceptions=erp.queue().all(), entity_id=entity,
     )  # fmt: skip
-    sub = subledger_balances(wh.read("revenue_schedules", entity),
-                             wh.read("accounting_lines", entity), period, entity)  # fmt: skip
+    accounting = wh.read("accounting_lines", entity)
+    sub = subledger_balances(wh.read("revenue_schedules", entity), accounting, period, entity)
     known = functional_known(posted_through(gl_heads, gl_lines, period))
     result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
                    erp.config().materiality(entity), KINDS if known else ("transaction",))  # fmt: skip
-    expected = _documents(wh, entity, period)
+    expected = by_accounting_period(_documents(wh, entity, period), accounting, period)
     refused = quarantined(expected, wh.read("exceptions").query("entity_id == @entity"))
     waiting = pd.concat([erp.queue().open(entity), refused], ignore_index=True)
     offenders = completeness(expected, log_heads, waiting)

@@ -329,3 +329,23 @@ def test_a_document_refused_at_recognition_counts_as_one_open_exception():
     waiting = quarantined(expected, refused)
     assert waiting["journal_key"].tolist() == ["exception:header_exists"]
     assert completeness(expected, empty, waiting).empty
+
+
+def test_a_late_credit_note_booked_in_the_next_open_month_is_checked_there():
+    from sync_core.reconcile import by_accounting_period
+
+    feb, mar = (pd.Timestamp(m, tz="UTC") for m in ("2025-02-01", "2025-03-01"))
+    expected = pd.DataFrame(
+        [{"entity_id": "US01", "period": feb, "document_type": "credit_note",
+          "document_id": "cn_late", "event": "credit_note", "amount": 1500}]
+    )  # fmt: skip
+    lines = pd.DataFrame(  # February was closed: the engine booked the note in March
+        [{"entity_id": "US01", "period": mar, "event": "credit_note", "document_id": "cn_late",
+          "account": a, "debit": d, "credit": c} for a, d, c in
+         (("CreditNotes", 1500, 0), ("AccountsReceivable", 0, 1500))]
+    )  # fmt: skip
+    assert by_accounting_period(expected, lines, feb).empty
+    march = by_accounting_period(expected.iloc[:0], lines, mar)
+    assert march[["document_type", "document_id", "event", "amount"]].values.tolist() == [
+        ["credit_note", "cn_late", "credit_note", 1500]
+    ]

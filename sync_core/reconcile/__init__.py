@@ -16,6 +16,7 @@ from sync_core.reconcile.balances import (
 )
 from sync_core.reconcile.completeness import (
     OFFENDER_COLUMNS,
+    by_accounting_period,
     completeness,
     expected_postings,
     live_postings,
@@ -33,6 +34,7 @@ __all__ = [
     "OFFENDER_COLUMNS",
     "PASS",
     "WARN",
+    "by_accounting_period",
     "completeness",
     "drift",
     "expected_postings",

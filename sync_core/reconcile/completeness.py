@@ -15,6 +15,10 @@ The documents of an entity x period ``P`` and the posting each one needs:
 | dispute (when the ``disputes`` table exists) | opened in ``P`` | ``dispute`` |
 | dispute won | closed in ``P`` | ``dispute_won`` |
 
+A document whose accounting lines the engine put in another month (a change that landed in a
+closed revenue period is booked in the first open month, as a correction) is checked in the
+month of its lines (:func:`by_accounting_period`), where its journal is proposed.
+
 A *live posting* is a ledger journal that is not a reversal and whose external id no reversal
 names; an *open exception* is a ``posting_exceptions`` row with ``status = 'open'``. Per
 document and event there must be exactly one of the two. Offenders:
@@ -122,6 +126,35 @@ def completeness(expected: pd.DataFrame, journals: pd.DataFrame, exceptions) -> 
     out["reason"] = [_reason(r) for r in out.itertuples(index=False)]
     out = out[out["reason"].notna()]
     return out[OFFENDER_COLUMNS].reset_index(drop=True)
+
+
+def by_accounting_period(expected: pd.DataFrame, accounting_lines: pd.DataFrame,
+                         period) -> pd.DataFrame:  # fmt: skip
+    """``expected`` with each (document, event) moved to the month its accounting lines are in:
+    dropped when its lines are in another month, added when its lines are in ``period``
+    though its own date is earlier. ``accounting_lines``: the entity's lines, every month."""
+    if accounting_lines is None or accounting_lines.empty:
+        return expected
+    p = month(period)
+    key = ["document_id", "event"]
+    where = accounting_lines.groupby(key)["period"].min()
+    at = expected.set_index(key).index.map(lambda k: where.get(k, p))
+    keep = expected[pd.Series([month(x) == p for x in at], index=expected.index)]
+    here = accounting_lines[accounting_lines["period"] == p]
+    moved = here[~here.set_index(key).index.isin(expected.set_index(key).index)]
+    moved = moved[moved["event"].isin(_DOCUMENT_OF)]
+    if moved.empty:
+        return keep.reset_index(drop=True)
+    extra = moved.groupby(["entity_id", *key], as_index=False)["debit"].sum()
+    extra = extra.assign(period=p, document_type=extra["event"].map(_DOCUMENT_OF),
+                         amount=extra["debit"])  # fmt: skip
+    return pd.concat([keep, extra[EXPECTED_COLUMNS]], ignore_index=True)
+
+
+_DOCUMENT_OF = {"invoice_finalized": "invoice", "invoice_void": "invoice",
+                "invoice_uncollectible": "invoice", "credit_note": "credit_note",
+                "credit_note_void": "credit_note", "payment": "payment", "refund": "payment",
+                "dispute": "dispute", "dispute_won": "dispute"}  # fmt: skip
 
 
 def quarantined(expected: pd.DataFrame, exceptions: pd.DataFrame) -> pd.DataFrame:
