@@ -1,12 +1,8 @@
 """Helpers shared by the Dagster-level tests."""
 
-import warnings
-
-import dagster as dg
-
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
 from resources.erp import ErpResource
-from sync_assets.definitions import ALL_ASSETS
+from sync_assets import runner
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -23,13 +19,5 @@ def make_resources(source, url: str, **erp) -> dict:
 
 
 def materialize(instance, resources, selection, key=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            ALL_ASSETS,
-            selection=selection,
-            partition_key=key,
-            instance=instance,
-            resources=resources,
-            run_config=QUIET,
-        )
+    """The runner's in-process run (``sync_assets.runner.materialize``), tagged as a test."""
+    return runner.materialize(instance, resources, selection, key, trigger="test")

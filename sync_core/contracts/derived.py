@@ -111,6 +111,8 @@ class _JournalLine(_Partitioned):
     transaction_date: Series[UTC]  # type: ignore[valid-type]
     reason_code: Series[str] = pa.Field(nullable=True)  # why a journal is held
     owner: Series[str] = pa.Field(nullable=True)  # who must act on a held journal
+    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
+    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
 
 
 class JournalLineModel(_JournalLine):
@@ -118,9 +120,7 @@ class JournalLineModel(_JournalLine):
     ``external_id`` in ``posting_period``) or ``held`` (in the exception queue with its reason
     and owner: a reconciling item until it posts)."""
 
-    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
     posting_status: Series[str] = pa.Field(isin=["posted", "held"])
-    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
 
 
 class ProposedJournalModel(_JournalLine):
@@ -135,9 +135,7 @@ class ProposedJournalModel(_JournalLine):
 
     action: Series[str] = pa.Field(isin=["new", "unchanged", "repost", "reverse_stale"])
     status: Series[str] = pa.Field(isin=["ready", "held"])
-    external_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$", nullable=True)
     reverses: Series[str] = pa.Field(nullable=True)
-    posting_period: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
     invoice_id: Series[str] = pa.Field(nullable=True)
     message: Series[str] = pa.Field(nullable=True)
 
