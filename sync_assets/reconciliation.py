@@ -83,7 +83,9 @@ def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp)
     known = functional_known(posted_through(gl_heads, gl_lines, period))
     result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
                    erp.config().materiality(entity), KINDS if known else ("transaction",))  # fmt: skip
-    expected = by_accounting_period(_documents(wh, entity, period), accounting, period)
+    closed = wh.closed_through().get(entity)
+    expected = by_accounting_period(_documents(wh, entity, period), accounting, period,
+                                    closed=closed is not None and period <= closed)  # fmt: skip
     refused = quarantined(expected, wh.read("exceptions").query("entity_id == @entity"))
     waiting = pd.concat([erp.queue().open(entity), refused], ignore_index=True)
     offenders = completeness(expected, log_heads, waiting)

@@ -345,6 +345,10 @@ def test_a_late_credit_note_booked_in_the_next_open_month_is_checked_there():
          (("CreditNotes", 1500, 0), ("AccountsReceivable", 0, 1500))]
     )  # fmt: skip
     assert by_accounting_period(expected, lines, feb).empty
+    # before March is recomputed, the note has no lines anywhere: closed February still
+    # does not expect it, an open February would
+    assert by_accounting_period(expected, lines.iloc[:0], feb, closed=True).empty
+    assert len(by_accounting_period(expected, lines.iloc[:0], feb)) == 1
     march = by_accounting_period(expected.iloc[:0], lines, mar)
     assert march[["document_type", "document_id", "event", "amount"]].values.tolist() == [
         ["credit_note", "cn_late", "credit_note", 1500]

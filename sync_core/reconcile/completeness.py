@@ -129,17 +129,21 @@ def completeness(expected: pd.DataFrame, journals: pd.DataFrame, exceptions) -> 
 
 
 def by_accounting_period(expected: pd.DataFrame, accounting_lines: pd.DataFrame,
-                         period) -> pd.DataFrame:  # fmt: skip
+                         period, closed: bool = False) -> pd.DataFrame:  # fmt: skip
     """``expected`` with each (document, event) moved to the month its accounting lines are in:
     dropped when its lines are in another month, added when its lines are in ``period``
-    though its own date is earlier. ``accounting_lines``: the entity's lines, every month."""
+    though its own date is earlier. ``accounting_lines``: the entity's lines, every month.
+    In a ``closed`` revenue month (kept as booked) a document without lines there belongs to
+    the first open month, where the engine books it as a correction."""
     if accounting_lines is None or accounting_lines.empty:
-        return expected
+        return expected.iloc[:0] if closed else expected
     p = month(period)
     key = ["document_id", "event"]
     where = accounting_lines.groupby(key)["period"].min()
-    at = expected.set_index(key).index.map(lambda k: where.get(k, p))
-    keep = expected[pd.Series([month(x) == p for x in at], index=expected.index)]
+    absent = pd.NaT if closed else p
+    at = expected.set_index(key).index.map(lambda k: where.get(k, absent))
+    keep = expected[pd.Series([not pd.isna(x) and month(x) == p for x in at],
+                              index=expected.index)]  # fmt: skip
     here = accounting_lines[accounting_lines["period"] == p]
     moved = here[~here.set_index(key).index.isin(expected.set_index(key).index)]
     moved = moved[moved["event"].isin(_DOCUMENT_OF)]
