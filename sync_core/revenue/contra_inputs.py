@@ -25,6 +25,14 @@ import numpy as np
 import pandas as pd
 
 from sync_core.revenue.contra import DISPUTE, REFUND, UNCOLLECTIBLE, empty_events, split_tax
+from sync_core.revenue.input_rules import (
+    RATE_PATTERN,
+    Rules,
+    _exceptions,
+    _integers,
+    _month_start,
+    _period,
+)
 from sync_core.revenue.periods import instants_ns, is_nat
 
 WITHDRAWN = ["needs_response", "under_review", "won", "lost"]
@@ -37,8 +45,6 @@ DISPUTE_COLUMNS = [
 def check_contra(chk, disputes: pd.DataFrame | None):
     """``chk`` with ``disputes`` (checked), ``contra`` (the event table) and the refunds and
     disputes that break a rule moved to its exceptions."""
-    from sync_core.revenue.inputs import _exceptions
-
     exc = chk.exceptions
     inv = chk.invoices
     inv["uncollectible_ns"] = instants_ns(inv["uncollectible_at"])
@@ -79,8 +85,6 @@ def _dispute_frame(disputes: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _check_disputes(disp: pd.DataFrame, chk, exc: list) -> pd.DataFrame:
-    from sync_core.revenue.inputs import RATE_PATTERN, _exceptions, _integers, _period
-
     disp = disp.drop_duplicates("dispute_id", keep="last").reset_index(drop=True)
     disp["created_ns"] = instants_ns(disp["created_at"])
     disp["closed_ns"] = instants_ns(disp["closed_at"])
@@ -88,13 +92,7 @@ def _check_disputes(disp: pd.DataFrame, chk, exc: list) -> pd.DataFrame:
     paid = chk.payments[chk.payments["kind"] == "payment"].set_index("payment_id")
     by_inv = chk.invoices.set_index("invoice_id")
     ent = chk.entities
-    bad = np.zeros(len(disp), dtype=bool)
-
-    def rule(mask, name, message):
-        nonlocal bad
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        exc.append(_exceptions(disp, mask, "disputes", name, message))
-        bad |= mask
+    rule = Rules(disp, "disputes", exc)
 
     for col in ("amount", "fee"):
         values, ok = _integers(disp[col].fillna(0) if col == "fee" else disp[col])
@@ -137,7 +135,7 @@ def _check_disputes(disp: pd.DataFrame, chk, exc: list) -> pd.DataFrame:
     rule(~disp["status"].isin(WITHDRAWN + ["warning_needs_response", "warning_under_review",
                                            "warning_closed", "prevented"]),
          "status_known", "unknown dispute status")  # fmt: skip
-    disp = disp[~bad].reset_index(drop=True)
+    disp = disp[~rule.bad].reset_index(drop=True)
     disp["functional_currency"] = disp["entity_id"].map(ent["functional_currency"])
     return disp
 
@@ -231,8 +229,6 @@ def _events(w: pd.DataFrame, inv: pd.DataFrame, pays: pd.DataFrame, notes: pd.Da
 
 
 def _uncollectible(inv, w, pays, notes) -> pd.DataFrame:
-    from sync_core.revenue.inputs import _month_start
-
     u = inv[~is_nat(inv["uncollectible_ns"].to_numpy()) & ~inv["is_void"].to_numpy()]
     if u.empty:
         return pd.DataFrame()

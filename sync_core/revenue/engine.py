@@ -42,7 +42,8 @@ from sync_core.revenue.balances import (
 from sync_core.revenue.closing import apply_closed_periods
 from sync_core.revenue.contra import contra_sources
 from sync_core.revenue.credits import resolve_all_credits, spread_credits, void_rows
-from sync_core.revenue.inputs import Checked, _exceptions, check_inputs
+from sync_core.revenue.input_rules import _exceptions
+from sync_core.revenue.inputs import Checked, check_inputs
 from sync_core.revenue.periods import month_of_ns, months_to_timestamps, timestamps_to_months
 from sync_core.revenue.schedule import Weights, method_codes, ratable_weights
 

@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sync_core.contracts.validate import EXCEPTION_COLUMNS
-from sync_core.money import CURRENCIES, MAX_AMOUNT
+from sync_core.money import CURRENCIES
 from sync_core.revenue.contra_inputs import check_contra
-from sync_core.revenue.credits import credit_period_problems
-from sync_core.revenue.periods import instants_ns, is_nat, month_of_ns
+from sync_core.revenue.credit_inputs import _check_credit_notes
+from sync_core.revenue.input_rules import (
+    RATE_PATTERN,
+    Rules,
+    _exceptions,
+    _integers,
+    _period,
+    empty_exceptions,
+)
+from sync_core.revenue.periods import instants_ns, is_nat
 from sync_core.revenue.schedule import METHODS
-
-OWNER = "integration"
-RATE_PATTERN = r"^\d+(\.\d+)?$"
 
 COLUMNS = {
     "legal_entities": ["entity_id", "functional_currency", "recognition_method"],
@@ -49,15 +53,6 @@ COLUMNS = {
         "currency", "created_at", "status", "fx_rate",
     ],
 }  # fmt: skip
-SOURCE_ID = {
-    "invoices": "invoice_id",
-    "invoice_lines": "line_key",
-    "credit_notes": "credit_note_id",
-    "credit_note_lines": "credit_note_line_id",
-    "payments": "payment_id",
-    "legal_entities": "entity_id",
-    "disputes": "dispute_id",
-}
 
 
 @dataclass
@@ -85,15 +80,6 @@ class Checked:
         )
 
 
-def empty_exceptions() -> pd.DataFrame:
-    out = pd.DataFrame({c: pd.Series(dtype="object") for c in EXCEPTION_COLUMNS})
-    out["period"] = pd.Series(dtype="datetime64[ns, UTC]")
-    return out
-
-
-_NONE = empty_exceptions()  # shared "no exception" value: filtered out, never modified
-
-
 def _frame(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
     """A copy with every column the engine reads (missing ones as nulls), fresh index."""
     df = pd.DataFrame() if df is None else df
@@ -102,63 +88,6 @@ def _frame(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.Series([None] * len(out), dtype="object")
     return out
-
-
-def _exceptions(df: pd.DataFrame, mask, object_type: str, rule: str, message) -> pd.DataFrame:
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return _NONE
-    bad = df.loc[mask]
-    msg = message(bad) if callable(message) else message
-    period = bad["period"] if "period" in bad else pd.Series(pd.NaT, index=bad.index)
-    return pd.DataFrame(
-        {
-            "entity_id": bad["entity_id"].astype("object"),
-            "period": pd.to_datetime(period, utc=True, errors="coerce").dt.as_unit("ns"),
-            "object_type": object_type,
-            "source_id": bad[SOURCE_ID[object_type]].astype("object"),
-            "rule": rule,
-            "message": msg,
-            "owner": OWNER,
-        }
-    ).reset_index(drop=True)
-
-
-def _integers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, ok mask): NaN, non-numbers, non-integers and amounts beyond the
-    contract's bound (|v| <= MAX_AMOUNT, sync_core.money) are not ok."""
-    s = pd.Series(values, copy=False)
-    if s.dtype.kind in "iu":
-        ok = ((s <= MAX_AMOUNT) & (s >= -MAX_AMOUNT)).fillna(False).to_numpy(dtype=bool)
-        return np.where(ok, s.to_numpy(dtype=np.int64, na_value=0), 0), ok
-    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = np.isfinite(num) & (num == np.floor(num)) & (np.abs(num) <= MAX_AMOUNT)
-    out = np.zeros(len(s), dtype=np.int64)
-    if s.dtype == object:  # exact Python integers stay exact
-        for i in np.flatnonzero(ok):
-            v = s.iat[i]
-            out[i] = int(v) if isinstance(v, (int, np.integer)) else int(num[i])
-    else:
-        out[ok] = num[ok].astype(np.int64)
-    return out, ok
-
-
-def _month_start(ns: np.ndarray) -> pd.Series:
-    from sync_core.revenue.periods import months_to_timestamps
-
-    out = pd.Series(pd.NaT, index=range(len(ns)), dtype="datetime64[ns, UTC]")
-    ok = ~is_nat(ns)
-    if ok.any():
-        out[ok] = months_to_timestamps(month_of_ns(ns[ok])).to_numpy()
-    return out
-
-
-def _period(df: pd.DataFrame, ts_col: str) -> pd.Series:
-    """The record's accounting period: its ``period`` if set, else the month of ``ts_col``."""
-    given = pd.to_datetime(df["period"], utc=True, errors="coerce").dt.as_unit("ns")
-    derived = _month_start(instants_ns(df[ts_col]))
-    derived.index = df.index
-    return given.where(given.notna(), derived)
 
 
 def check_inputs(
@@ -207,13 +136,7 @@ def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataF
     inv["finalized_ns"] = instants_ns(inv["finalized_at"])
     inv["voided_ns"] = instants_ns(inv["voided_at"])
     inv["period"] = _period(inv, "finalized_at")
-    bad = np.zeros(len(inv), dtype=bool)
-
-    def rule(mask, name, message):
-        nonlocal bad
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        exc.append(_exceptions(inv, mask, "invoices", name, message))
-        bad |= mask
+    rule = Rules(inv, "invoices", exc)
 
     for col in ("subtotal", "tax", "total"):
         values, ok = _integers(inv[col])
@@ -246,7 +169,7 @@ def _check_invoices(inv: pd.DataFrame, ent: pd.DataFrame, exc: list) -> pd.DataF
          "total_is_subtotal_plus_tax", "total differs from subtotal + tax")  # fmt: skip
     _check_balance_applied(inv, rule)
     inv["fx_rate"] = rate.astype(object)
-    inv = inv[~bad].reset_index(drop=True)
+    inv = inv[~rule.bad].reset_index(drop=True)
     inv["functional_currency"] = inv["entity_id"].map(ent["functional_currency"])
     inv["method"] = inv["entity_id"].map(ent["recognition_method"])
     inv["is_void"] = inv["status"] == "void"
@@ -276,13 +199,7 @@ def _check_lines(lines: pd.DataFrame, inv: pd.DataFrame, exc: list) -> pd.DataFr
     lines["period"] = lines["period"].where(
         lines["period"].notna(), lines["invoice_id"].map(by_inv["period"])
     )
-    bad = np.zeros(len(lines), dtype=bool)
-
-    def rule(mask, name, message):
-        nonlocal bad
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        exc.append(_exceptions(lines, mask, "invoice_lines", name, message))
-        bad |= mask
+    rule = Rules(lines, "invoice_lines", exc)
 
     rule(lines["line_key"].isna() | lines["line_key"].duplicated(keep=False), "line_key_unique",
          "line_key missing or not unique")  # fmt: skip
@@ -310,7 +227,7 @@ def _check_lines(lines: pd.DataFrame, inv: pd.DataFrame, exc: list) -> pd.DataFr
         "line_currency_matches",
         "line currency differs from the invoice currency",
     )
-    lines["bad"] = bad
+    lines["bad"] = rule.bad
     return lines
 
 
@@ -339,113 +256,6 @@ def _check_invoice_totals(inv: pd.DataFrame, lines: pd.DataFrame, exc: list):
     return inv, lines.drop(columns="bad").reset_index(drop=True)
 
 
-def _check_credit_notes(cns, cn_lines, inv, lines, exc):
-    cns = cns.drop_duplicates("credit_note_id", keep="last").reset_index(drop=True)
-    cns["issued_ns"] = instants_ns(cns["issued_at"])
-    cns["voided_ns"] = instants_ns(cns["voided_at"])
-    cns["period"] = _period(cns, "issued_at")
-    by_inv = inv.set_index("invoice_id")
-    cns["entity_id"] = cns["entity_id"].where(
-        cns["entity_id"].notna(), cns["invoice_id"].map(by_inv["entity_id"])
-    )
-    bad = np.zeros(len(cns), dtype=bool)
-
-    def rule(mask, name, message):
-        nonlocal bad
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        exc.append(_exceptions(cns, mask, "credit_notes", name, message))
-        bad |= mask
-
-    rule(~cns["invoice_id"].isin(by_inv.index), "header_exists",
-         lambda b: [f"credit note on unknown or quarantined invoice {i!r}"
-                    for i in b["invoice_id"]])  # fmt: skip
-    for col in ("subtotal", "tax", "total", "refund_amount", "credit_balance_amount",
-                "out_of_band_amount"):  # fmt: skip
-        values, ok = _integers(cns[col].fillna(0) if col != "subtotal" else cns[col])
-        rule(
-            ~ok | (values < 0),
-            f"{col}_integer",
-            lambda b, c=col: [f"{c} {v!r} is not a non-negative integer" for v in b[c]],
-        )
-        cns[col] = values
-    rule(
-        cns["currency"].to_numpy() != cns["invoice_id"].map(by_inv["currency"]).to_numpy(),
-        "currency_matches",
-        "credit note currency differs from the invoice currency",
-    )
-    rule(is_nat(cns["issued_ns"].to_numpy()) | cns["period"].isna().to_numpy(),
-         "issued_at_present", "credit note has no issue time")  # fmt: skip
-    is_void = (cns["status"] == "void").to_numpy()
-    rule(is_void & is_nat(cns["voided_ns"].to_numpy()), "void_has_voided_at",
-         "void credit note without voided_at")  # fmt: skip
-    rule(cns["invoice_id"].map(by_inv["is_void"]).eq(True).to_numpy() & ~is_void,
-         "invoice_not_void", "credit note on a voided invoice")  # fmt: skip
-    rule(cns["total"].to_numpy() != cns["subtotal"].to_numpy() + cns["tax"].to_numpy(),
-         "total_is_subtotal_plus_tax", "total differs from subtotal + tax")  # fmt: skip
-
-    # lines: amounts, and the invoice line they name must be a line of the note's invoice
-    cn_lines = cn_lines.reset_index(drop=True)
-    amount, ok = _integers(cn_lines["amount"])
-    cn_lines["amount"] = amount
-    line_invoice = lines.set_index("line_key")["invoice_id"]
-    note_invoice = cns.set_index("credit_note_id")["invoice_id"]
-    named = cn_lines["invoice_line_key"].notna().to_numpy()
-    wrong_line = named & (
-        cn_lines["invoice_line_key"].map(line_invoice).to_numpy()
-        != cn_lines["credit_note_id"].map(note_invoice).to_numpy()
-    )
-    bad_line = ~ok | (amount < 0) | wrong_line
-    cn_lines["period"] = cn_lines["credit_note_id"].map(cns.set_index("credit_note_id")["period"])
-    bad_line |= _check_credit_periods(cn_lines, lines, bad_line, exc)
-    exc.append(_exceptions(cn_lines, bad_line & ~ok, "credit_note_lines", "amount_integer",
-                           "amount is not a non-negative integer"))  # fmt: skip
-    exc.append(_exceptions(cn_lines, wrong_line & ok, "credit_note_lines", "line_exists",
-                           lambda b: [f"invoice line {k!r} is not a line of the note's invoice"
-                                      for k in b["invoice_line_key"]]))  # fmt: skip
-    rule(
-        cns["credit_note_id"].isin(set(cn_lines.loc[bad_line, "credit_note_id"])),
-        "lines_valid",
-        "a line of the credit note was quarantined; the note is held whole",
-    )
-    sums = cn_lines.groupby("credit_note_id")["amount"].sum()
-    has_lines = cns["credit_note_id"].isin(sums.index).to_numpy()
-    line_sum = cns["credit_note_id"].map(sums).fillna(0).to_numpy()
-    rule(has_lines & (line_sum != cns["subtotal"].to_numpy()), "line_totals_match",
-         "subtotal differs from the sum of its lines")  # fmt: skip
-    cns = cns[~bad].reset_index(drop=True)
-    cn_lines = cn_lines[cn_lines["credit_note_id"].isin(cns["credit_note_id"])]
-    return cns, cn_lines.reset_index(drop=True)
-
-
-def _check_credit_periods(cn_lines, lines, bad, exc) -> np.ndarray:
-    """Prospective credits (credits.credit_period_problems): the lines whose service period
-    cannot be used, with an exception row each; sets ``ps_ns`` / ``pe_ns``."""
-    by_key = lines.set_index("line_key")
-    start = cn_lines["invoice_line_key"].map(by_key["start_ns"])
-    end = cn_lines["invoice_line_key"].map(by_key["end_ns"])
-    nat = np.iinfo(np.int64).min
-    problems = credit_period_problems(
-        cn_lines, month_of_ns(instants_ns(cn_lines["period"])),
-        start.fillna(nat).to_numpy(np.int64), end.fillna(nat).to_numpy(np.int64),
-    )  # fmt: skip
-    messages = {
-        "credit_period_complete": "service period needs both period_start < period_end",
-        "credit_period_within_line": "service period must name an invoice line and lie "
-        "inside that line's service period",
-        "credit_period_not_past": "a prospective credit cannot start before its credit "
-        "note's month (issue it without a period to credit months already recognized)",
-    }
-    held = np.zeros(len(cn_lines), dtype=bool)
-    for rule, mask in problems.items():
-        mask = mask & ~bad & ~held
-        exc.append(_exceptions(cn_lines, mask, "credit_note_lines", rule, messages[rule]))
-        held |= mask
-    given = ~held & ~bad & ~is_nat(instants_ns(cn_lines["period_start"]))
-    cn_lines["ps_ns"] = np.where(given, instants_ns(cn_lines["period_start"]), nat)
-    cn_lines["pe_ns"] = np.where(given, instants_ns(cn_lines["period_end"]), nat)
-    return held
-
-
 def _check_payments(pays, inv, cns, ent, exc):
     pays = pays.drop_duplicates("payment_id", keep="last").reset_index(drop=True)
     pays = pays[pays["status"].fillna("succeeded") == "succeeded"].reset_index(drop=True)
@@ -457,13 +267,7 @@ def _check_payments(pays, inv, cns, ent, exc):
         pays["invoice_id"].notna(), pays["credit_note_id"].map(cn_inv)
     )
     pays["doc_invoice_id"] = doc_inv
-    bad = np.zeros(len(pays), dtype=bool)
-
-    def rule(mask, name, message):
-        nonlocal bad
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        exc.append(_exceptions(pays, mask, "payments", name, message))
-        bad |= mask
+    rule = Rules(pays, "payments", exc)
 
     amount, ok = _integers(pays["amount"])
     rule(~ok | (amount <= 0), "amount_integer", "amount is not a positive integer")
@@ -493,6 +297,6 @@ def _check_payments(pays, inv, cns, ent, exc):
     rule(~rate_ok, "fx_rate_valid", "exchange rate is not a positive decimal")
     rule(is_nat(pays["created_ns"].to_numpy()), "created_at_present", "no creation time")
     pays["fx_rate"] = rate.astype(object)
-    pays = pays[~bad].reset_index(drop=True)
+    pays = pays[~rule.bad].reset_index(drop=True)
     pays["functional_currency"] = pays["entity_id"].map(ent["functional_currency"])
     return pays
