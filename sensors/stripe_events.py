@@ -165,14 +165,14 @@ def mirror_context(stripe: StripeResource, types: set[str]) -> dict:
     if not has_mirror:
         return {"options": out, "lookup": {}}
     lookup: dict = {}
-    if types & {"invoice", "credit_note", "charge", "refund", "invoice_payment"}:
+    if types & {"invoice", "credit_note", "charge", "refund", "invoice_payment", "dispute"}:
         inv = source.read("invoices")
         out["invoice_info"] = {
             i: (e, c)
             for i, e, c in zip(inv["invoice_id"], inv["entity_id"], inv["customer_id"], strict=True)
         }
         lookup["invoices"] = inv
-    if "credit_note" in types:
+    if types & {"credit_note", "refund", "charge", "dispute"}:  # what reduces later service
         lookup["invoice_lines"] = source.read("invoice_lines")
     if "invoice" in types:
         sc = source.read("subscription_contracts")

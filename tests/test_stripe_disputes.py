@@ -173,3 +173,21 @@ def test_marked_uncollectible_at_becomes_uncollectible_at():
 def test_the_vendored_fixtures_are_stripes_objects(name):
     obj = fixture(name)
     assert obj["object"] == name and obj["id"]
+
+
+def test_a_dispute_requests_its_months_and_the_disputed_invoice_s_remaining_service():
+    from sync_core.stripe import landing
+
+    withdrawal = balance_transaction(-3100, 1500, T0 + 10 * DAY)
+    out = run(dispute("lost", bts=[withdrawal]), events=[closed_event(T0 + 40 * DAY)])
+    # the mirror's annual invoice: service Jan 2026 - Jan 2027, disputed on Jan 11
+    lines = pd.DataFrame({"line_key": ["in_1/il_1"], "invoice_id": ["in_1"],
+                          "period_start": [pd.Timestamp("2026-01-01", tz="UTC")],
+                          "period_end": [pd.Timestamp("2026-05-01", tz="UTC")]})  # fmt: skip
+    by_doc = landing.affected_by_document(
+        out, invoice_lines=lines, now=pd.Timestamp("2026-12-01", tz="UTC")
+    )
+    assert sorted(by_doc["dp_1"]) == [
+        ("US01", "2026-01-01"), ("US01", "2026-02-01"), ("US01", "2026-03-01"),
+        ("US01", "2026-04-01"),
+    ]  # fmt: skip

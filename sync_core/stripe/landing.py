@@ -240,7 +240,9 @@ def affected_by_document(
     - customer: its ``created_at`` month (its partition holds the ERP crosswalk);
     - contract version: its effective month through the end of its service (open-ended
       here, so through the current month);
-    - usage event: its month; payment or refund: its month;
+    - usage event: its month; payment: its month; a refund without a credit note, and a
+      dispute (its opening and closing months), also the months of its invoice's service
+      from its own month on (Stripe takes that revenue back);
     - invoice: its finalization month, its void month, and every month of its lines'
       service periods (revenue is earned there: a proration billed in May changes April);
     - credit note: its issue and void months, the finalization month of the invoice it
@@ -265,8 +267,6 @@ def affected_by_document(
         add(r.contract_id, r.entity_id, _months(r.effective_at, None, cap))
     for r in n.usage_events.itertuples(index=False):
         add(r.event_id, r.entity_id, [_month(r.timestamp)])
-    for r in n.payments.itertuples(index=False):
-        add(r.payment_id, r.entity_id, [_month(r.created_at)])
 
     # invoices and their lines: this batch's first, then the mirror's
     inv_frames = [f for f in (n.invoices, invoices) if f is not None and len(f)]
@@ -315,6 +315,27 @@ def affected_by_document(
         for ln in credited.itertuples(index=False):
             months += _months(ln.period_start, ln.period_end, cap, floor=issued)
         add(r.credit_note_id, r.entity_id, months)
+
+    # payments, and what takes revenue back from an invoice's remaining service: a refund
+    # without a credit note, a dispute (opened, and won or lost)
+    def taken_back(invoice_id, when) -> list[pd.Timestamp]:
+        floor = _month(when)
+        if floor is None or lines_by_invoice is None or invoice_id not in lines_by_invoice.groups:
+            return []
+        lines = lines_by_invoice.get_group(invoice_id)
+        return [m for ln in lines.itertuples(index=False)
+                for m in _months(ln.period_start, ln.period_end, cap, floor=floor)]  # fmt: skip
+
+    for r in n.payments.itertuples(index=False):
+        months = [_month(r.created_at)]
+        if r.kind == "refund" and pd.isna(r.credit_note_id) and not pd.isna(r.invoice_id):
+            months += taken_back(r.invoice_id, r.created_at)
+        add(r.payment_id, r.entity_id, months)
+    for r in n.disputes.itertuples(index=False):
+        months = [_month(r.created_at), _month(r.closed_at)]
+        if not pd.isna(r.invoice_id):
+            months += taken_back(r.invoice_id, r.created_at)
+        add(r.dispute_id, r.entity_id, months)
     return out
 
 
