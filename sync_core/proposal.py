@@ -116,10 +116,17 @@ def propose(
     return result[PROPOSAL_COLUMNS].reset_index(drop=True)
 
 
+def may_post(proposal: pd.DataFrame) -> pd.Series:
+    """The journals a posting run hands to the posting plan: the ready ones, and those the
+    plan itself held (waiting for their invoice, a closed period), which it judges again
+    against the ledger as it is then. Stale reversals the plan derives again itself."""
+    by_plan = proposal["reason_code"].isin(PLAN_REASONS)
+    return ((proposal["status"] == "ready") | by_plan) & (proposal["action"] != "reverse_stale")
+
+
 def ready_lines(proposal: pd.DataFrame) -> pd.DataFrame:
-    """The journal lines that may post (stale reversals are re-derived by the plan)."""
-    keep = (proposal["status"] == "ready") & (proposal["action"] != "reverse_stale")
-    return proposal.loc[keep, JOURNAL_COLUMNS].reset_index(drop=True)
+    """The journal lines that may post (:func:`may_post`)."""
+    return proposal.loc[may_post(proposal), JOURNAL_COLUMNS].reset_index(drop=True)
 
 
 def proposed_keys(proposal: pd.DataFrame) -> set[str]:
@@ -134,7 +141,7 @@ def awaiting_approval(
     """(lines that may post, queue rows) when the period waits for a person's approval:
     only what is already posted stays as it is; every change waits, owner finance."""
     unchanged = proposal[(proposal["status"] == "ready") & (proposal["action"] == "unchanged")]
-    waiting = proposal[(proposal["status"] == "ready") & (proposal["action"] != "unchanged")]
+    waiting = proposal[may_post(proposal) & (proposal["action"] != "unchanged")]
     waiting = waiting.drop_duplicates("journal_key").assign(
         reason_code="awaiting_approval", owner="finance",
         message=f"proposal {fingerprint} waits for approval (job approve_postings)",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sync_core.money import checked_group_sum
+from sync_core.proposal import may_post
 
 # the P&L side of revenue: revenue and its contra accounts move together with `recognized`
 REVENUE_GROUP = {"Revenue", "CreditNotes", "Refunds", "Disputes", "BadDebt"}
@@ -38,7 +39,8 @@ class CheckOutcome:
 
 
 def _ready(proposal: pd.DataFrame) -> pd.DataFrame:
-    return proposal[(proposal["status"] == "ready") & (proposal["action"] != "unchanged")]
+    """What a posting run may still post (ready, or held by the plan only)."""
+    return proposal[may_post(proposal) & (proposal["action"] != "unchanged")]
 
 
 def balanced(proposal: pd.DataFrame) -> CheckOutcome:
@@ -81,7 +83,8 @@ def customers_known(proposal: pd.DataFrame) -> CheckOutcome:
 
 
 def periods_open(proposal: pd.DataFrame, closed: set[pd.Timestamp]) -> CheckOutcome:
-    ready = _ready(proposal)
+    # a journal the plan held for a closed period (policy hold) is handled, not a problem
+    ready = proposal[(proposal["status"] == "ready") & (proposal["action"] != "unchanged")]
     when = pd.to_datetime(ready["posting_period"], utc=True)
     bad = ready[when.isna() | when.isin(list(closed))]
     problems = [f"{k}: would post in {p}" for k, p in

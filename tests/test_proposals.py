@@ -213,3 +213,27 @@ def test_a_journal_whose_sums_would_wrap_int64_is_an_error_not_a_balance():
                           "debit_functional": [0, 0, 0], "credit_functional": [0, 0, 0]})  # fmt: skip
     with pytest.raises(AmountOverflow, match="journal balance"):
         journal_balance_problems(lines)
+
+
+def test_a_payment_proposed_before_its_invoice_posted_still_posts_or_waits_in_the_queue(tmp_path):
+    """A backfill may propose February before January's invoice is posted: the payment is
+    proposed as waiting, and the posting run judges it again against the ledger then."""
+    books, cust = Books(tmp_path), customers(cus_1="C-1")
+    book = Book().invoice("in_1", "2025-01-15", MONTHLY).pay("py_1", "in_1", 3100, "2025-02-03")
+    feb, _, feb_lines = books.month(book, cust, FEB)  # proposed while the ledger is empty
+    assert journals(feb).loc["US01-PAY-py_1", "reason_code"] == "waiting_for_invoice"
+    books.close(book, cust, JAN)  # January's invoice posts
+    report = post_period(
+        ready_lines(feb), rule_holds(feb), entity_id="US01", period=FEB, ledger=books.ledger,
+        queue=books.queue, known_keys=proposed_keys(feb), accounting_lines=feb_lines,
+    )  # fmt: skip
+    assert "US01-PAY-py_1-v1" in report.posted
+    assert books.gl("Cash") == -3100 and books.gl("AccountsReceivable") == 0
+    # and had January not posted, the payment would wait in the queue, never vanish
+    other = Books(tmp_path / "b")
+    post_period(
+        ready_lines(feb), rule_holds(feb), entity_id="US01", period=FEB, ledger=other.ledger,
+        queue=other.queue, known_keys=proposed_keys(feb), accounting_lines=feb_lines,
+    )  # fmt: skip
+    waiting = other.queue.open("US01").set_index("journal_key")
+    assert waiting.loc["US01-PAY-py_1", "reason_code"] == "waiting_for_invoice"
