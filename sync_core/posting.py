@@ -83,27 +83,6 @@ def journal_key(entity_id: str, event: str, document_id: str) -> str:
     return f"{entity_id}-{EVENT_CODES.get(event, event.upper())}-{doc}"
 
 
-def build_journals(
-    lines: pd.DataFrame,
-    document_customers: pd.Series,
-    customers: pd.DataFrame,
-    subsidiary: str | None,
-    chart: dict[str, str] | None = None,
-    held_invoices: dict[str, tuple[str, str, str]] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn one period's accounting lines into journal lines (and held journals).
-
-    ``document_customers`` maps a document id (invoice, credit note, payment) to its
-    customer; ``customers`` carries the ERP crosswalk (customer_id -> erp_customer_id).
-    Returns (journal lines ready to post, exception rows for journals that were held); see
-    :func:`journal_lines` for the held journals' lines too.
-    """
-    every, held = journal_lines(lines, document_customers, customers, subsidiary, chart,
-                                held_invoices)  # fmt: skip
-    ready = every[every["reason_code"].isna()]
-    return ready[JOURNAL_COLUMNS].reset_index(drop=True), held
-
-
 def journal_lines(
     lines: pd.DataFrame,
     document_customers: pd.Series,

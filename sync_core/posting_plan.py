@@ -1,6 +1,6 @@
 """Exactly-once posting plan: what to post, reverse, hold or keep waiting (pure functions).
 
-Given a period's proposed journals (``sync_core.posting.build_journals``) and what the ERP
+Given a period's proposed journals (``sync_core.proposal``) and what the ERP
 already holds, the plan is:
 
 - a journal never posted gets version 1;

@@ -11,7 +11,7 @@
 - a changed document is reversed (``-REV``) and posted as v2, never edited in place.
 
 The journals come from the demo generator through the engine (``recognize`` ->
-``build_journals``), the way ``sync_assets.postings.proposed_journals`` builds them.
+``sync_core.proposal``), the way ``proposed_journals`` builds them.
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ from sync_assets.demo_run import DERIVED, INGEST
 from sync_assets.partitions import entity_partitions, partition_key
 from sync_core import filedrop, ingest
 from sync_core.demo.generator import generate
-from sync_core.erp.ledger import SqlLedger
+from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS, SqlLedger
 from sync_core.erp.periods import closed_periods, set_period_status
-from sync_core.erp.poster import post_period, rule_holds
+from sync_core.erp.poster import post_period
 from sync_core.erp.queue import ExceptionQueue
 from sync_core.erp.rest import PostOutcome, RestErpClient
-from sync_core.posting import DEFAULT_CHART, build_journals
+from sync_core.posting import DEFAULT_CHART
+from sync_core.proposal import propose as build_proposal
+from sync_core.proposal import ready_lines, rule_holds
 from sync_core.revenue import recognize
-from sync_core.subledger import document_customers
+from sync_core.subledger import document_customers, with_sources
 from sync_core.warehouse.store import _engine
 from tests.helpers import make_resources, materialize
 
@@ -85,17 +87,21 @@ def accounting_lines(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def propose(frames, lines, period, chart=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(journal lines, queue rows held by rules) of one period, as ``proposed_journals``."""
-    journals, held = build_journals(
-        lines[lines["period"] == period],
-        document_customers(frames),
-        frames["customers"],
-        frames["legal_entities"]["erp_subsidiary_id"].iloc[0],
-        chart,
+    """(journal lines ready to post, queue rows held by rules) of one period, the way
+    ``proposed_journals`` builds them (``sync_core.proposal``), before anything is posted."""
+    proposal = build_proposal(
+        with_sources(lines[lines["period"] == period], frames),
+        customers=frames["customers"],
+        subsidiary=frames["legal_entities"]["erp_subsidiary_id"].iloc[0],
+        chart=DEFAULT_CHART if chart is None else chart,
+        posted=pd.DataFrame(columns=JOURNAL_COLS),
+        ledger_lines=lambda ids: pd.DataFrame(columns=LINE_COLS),
+        period=period,
+        closed_periods=set(),
+        policy="next_open",
+        open_exceptions=pd.DataFrame(),
     )
-    invoice_of = frames["payments"].set_index("payment_id")["invoice_id"]
-    journals["invoice_id"] = journals["document_id"].map(invoice_of)
-    return journals, rule_holds(held)
+    return ready_lines(proposal), rule_holds(proposal)
 
 
 def with_erp_ids(frames, missing: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
@@ -195,7 +201,7 @@ import os, pickle, signal, sys, time, traceback
 
 import sqlalchemy as sa
 
-from sync_core.erp.ledger import SqlLedger
+from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS, SqlLedger
 from sync_core.erp.poster import post_period
 from sync_core.erp.queue import ExceptionQueue
 
@@ -635,7 +641,15 @@ def test_rule_breaks_are_queued_while_the_rest_of_the_batch_posts(tmp_path, demo
     assert set(ledger.journals(ENTITY)["external_id"]) == {f"{k}-v1" for k in posted}
     assert set(report.external_ids) == posted
     rows = open_rows(queue).set_index("journal_key")
-    assert set(rows.index) == broken | waiting
+    # the month's revenue of a held invoice waits with it, in a journal of its own
+    held_revenue = set(held.loc[held["reason_code"] == "document_held", "journal_key"])
+    held_invoice_docs = set(docs.loc[sorted(broken)].query("event == 'invoice_finalized'")
+                            ["document_id"])  # fmt: skip
+    assert held_revenue, "the data should have August revenue of a held invoice"
+    of_customer = {d for d, c in customer_of.items() if c == customer and d.startswith("in_")}
+    assert {k.split("-USD-")[1] for k in held_revenue} <= held_invoice_docs | of_customer
+    assert set(rows.index) == broken | waiting | held_revenue
+    assert (rows.loc[sorted(held_revenue), "stage"] == "rules").all()
     expect = {"journal_balanced": ("integration", "rules", unbalanced),
               "account_mapped": ("finance", "rules", unmapped),
               "customer_erp_id": ("master_data", "rules", no_customer),
@@ -886,6 +900,9 @@ def test_rest_refusal_beside_a_held_journal_is_queued(tmp_path, known):
         post_period(journals, held, entity_id=ENTITY, period=period, ledger=ledger, queue=queue,
                     rest=RefusingErp(client, lambda eid: key_of(eid) == refused))  # fmt: skip
     rows = open_rows(queue).set_index("journal_key")
-    assert set(rows.index) == set(held["journal_key"]) | {refused}
+    # credit notes and payments of earlier invoices, posted alone, wait for those invoices
+    waiting = set(rows.index[rows["reason_code"] == "waiting_for_invoice"])
+    assert set(rows.index) == set(held["journal_key"]) | {refused} | waiting
     assert rows.loc[refused, "stage"] == "erp"
-    assert (rows.drop(index=refused)["stage"] == "rules").all()
+    assert (rows.loc[sorted(waiting), "stage"] == "ordering").all()
+    assert (rows.drop(index=[refused, *waiting])["stage"] == "rules").all()

@@ -21,7 +21,7 @@ import pandas as pd
 from sync_core.erp.ledger import LINE_COLS, SqlLedger
 from sync_core.erp.queue import ExceptionQueue
 from sync_core.posting import line_sources
-from sync_core.posting_plan import HELD_COLUMNS, WAITS_FOR_INVOICE, plan_postings, reversal_lines
+from sync_core.posting_plan import WAITS_FOR_INVOICE, plan_postings, reversal_lines
 
 OWNER_OF_ERP_CODE = {"PERIOD_CLOSED": "finance", "PERIOD_LOCKED": "finance"}
 
@@ -33,16 +33,6 @@ class PostingReport:
     held: pd.DataFrame = field(default_factory=pd.DataFrame)  # queue rows opened or refreshed
     external_ids: dict[str, str] = field(default_factory=dict)  # journal key -> posted id
     posting_periods: dict[str, pd.Timestamp] = field(default_factory=dict)
-
-
-def rule_holds(held: pd.DataFrame) -> pd.DataFrame:
-    """Exception rows from ``build_journals`` as queue rows (one per journal)."""
-    if held.empty:
-        return pd.DataFrame(columns=HELD_COLUMNS)
-    out = held.rename(columns={"source_id": "journal_key", "rule": "reason_code"})
-    out = out.drop_duplicates("journal_key")
-    return out[["entity_id", "period", "journal_key", "document_id", "event", "reason_code",
-                "message", "owner"]]  # fmt: skip
 
 
 def post_period(
