@@ -68,45 +68,41 @@ class RevenueScheduleModel(_Partitioned):
         return (df["unbilled_balance"] >= 0) | (df["period"] < df["document_period"])
 
 
-class AccountingLineModel(_Partitioned):
+class _BookedLine(_Partitioned):
+    """One side of a business event on one account, in the transaction and the functional
+    currency (debit and credit >= 0, minor units)."""
+
+    event: Series[str]
+    document_id: Series[str]
+    account: Series[str]
+    debit: Series[int] = pa.Field(ge=0)
+    credit: Series[int] = pa.Field(ge=0)
+    currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    debit_functional: Series[int] = pa.Field(ge=0)
+    credit_functional: Series[int] = pa.Field(ge=0)
+    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
+    correlation_id: Series[str]
+
+
+class AccountingLineModel(_BookedLine):
     """The engine's business-event accounting lines of a month (the subledger's journal view),
     before they are grouped into ERP journals. ``period`` is the month the event belongs to;
     ``customer_id`` is the document's customer, ``invoice_id`` the invoice it settles or
     reduces (null for none)."""
 
-    event: Series[str]
-    document_id: Series[str]
-    account: Series[str]
-    debit: Series[int] = pa.Field(ge=0)
-    credit: Series[int] = pa.Field(ge=0)
-    currency: Series[str] = pa.Field(isin=_CURRENCIES)
-    debit_functional: Series[int] = pa.Field(ge=0)
-    credit_functional: Series[int] = pa.Field(ge=0)
-    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
-    correlation_id: Series[str]
     customer_id: Series[str] = pa.Field(nullable=True)
     invoice_id: Series[str] = pa.Field(nullable=True)
     transaction_date: Series[UTC]  # type: ignore[valid-type]
 
 
-class _JournalLine(_Partitioned):
+class _JournalLine(_BookedLine):
     """A journal line as the ERP takes it; ``period`` is the period its events belong to."""
 
     journal_key: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_-]+$")
     line_no: Series[int] = pa.Field(ge=1)
-    event: Series[str]
-    document_id: Series[str]
-    account: Series[str]
     erp_account: Series[str] = pa.Field(nullable=True)
     erp_subsidiary_id: Series[str] = pa.Field(nullable=True)
     erp_customer_id: Series[str] = pa.Field(nullable=True)
-    debit: Series[int] = pa.Field(ge=0)
-    credit: Series[int] = pa.Field(ge=0)
-    currency: Series[str] = pa.Field(isin=_CURRENCIES)
-    debit_functional: Series[int] = pa.Field(ge=0)
-    credit_functional: Series[int] = pa.Field(ge=0)
-    functional_currency: Series[str] = pa.Field(isin=_CURRENCIES)
-    correlation_id: Series[str]
     memo: Series[str]
     transaction_date: Series[UTC]  # type: ignore[valid-type]
     reason_code: Series[str] = pa.Field(nullable=True)  # why a journal is held
