@@ -32,18 +32,25 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return
         table = context.asset_key.path[-1]
         wh = self.warehouse.get()
-        if not context.has_partition_key:
+        if not context.has_asset_partitions:
             wh.replace_table(table, obj)
             return
-        entity, period = split_partition_key(context.partition_key)
-        wh.replace_partition(
-            entity,
-            period,
-            {table: obj},
-            exceptions=obj.attrs.get("exceptions"),
-            exception_scope=obj.attrs.get("exception_scope"),
-            run_id=context.run_id,
-        )
+        exceptions = obj.attrs.get("exceptions")
+        scope = obj.attrs.get("exception_scope")
+        keys = [split_partition_key(k) for k in context.asset_partition_keys]
+        if len(keys) == 1:
+            frames = {keys[0]: (obj, exceptions)}
+        else:  # a ranged run (a single-run backfill): every frame carries its period
+            frames = {(e, p): (_part(obj, e, p), _part(exceptions, e, p)) for e, p in keys}
+        for (entity, period), (df, exc) in frames.items():
+            wh.replace_partition(
+                entity,
+                period,
+                {table: df},
+                exceptions=exc,
+                exception_scope=scope,
+                run_id=context.run_id,
+            )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         table = context.asset_key.path[-1]
@@ -52,6 +59,16 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return wh.read(table)
         frames = [wh.read(table, *split_partition_key(key)) for key in context.asset_partition_keys]
         return pd.concat(frames, ignore_index=True) if frames else wh.read(table).iloc[:0]
+
+
+def _part(df: pd.DataFrame | None, entity: str, period: pd.Timestamp) -> pd.DataFrame | None:
+    """The rows of one partition of a ranged run's frame."""
+    if df is None or df.empty:
+        return df
+    at = pd.to_datetime(df["period"], utc=True) == period
+    if "entity_id" in df:
+        at &= df["entity_id"] == entity
+    return df[at.to_numpy()].reset_index(drop=True)
 
 
 def split_partition_key(key) -> tuple[str, pd.Timestamp]:

@@ -4,26 +4,43 @@ import dagster as dg
 import pandas as pd
 
 from sync_assets.jobs import billing_sync_job
-from sync_assets.partitions import FIRST_PERIOD, entity_partitions, partition_key
+from sync_assets.partitions import (
+    FIRST_PERIOD,
+    RANGE_END,
+    RANGE_START,
+    entity_partitions,
+    partition_key,
+)
 
 
 def period_requests(
     context: dg.ScheduleEvaluationContext, periods: list[pd.Timestamp], tag: str
 ) -> list[dg.RunRequest]:
-    """One run per entity x period; the run key makes a re-evaluated tick launch nothing new."""
+    """One run per entity over the given consecutive months: a ranged run (the partition
+    range tags, what a single-run backfill launches; a schedule cannot launch a backfill in
+    Dagster 1.13) when there are several, a partition run for one. The run key makes a
+    re-evaluated tick launch nothing new."""
     tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H%M")
     entities = context.instance.get_dynamic_partitions(entity_partitions.name)
-    first = pd.Timestamp(FIRST_PERIOD)
-    return [
-        dg.RunRequest(
-            run_key=f"{tag}-{tick}-{entity}-{p:%Y-%m}",
-            partition_key=partition_key(entity, f"{p:%Y-%m-%d}"),
-            tags={"sync/trigger": tag},
+    months = sorted(p for p in periods if p >= pd.Timestamp(FIRST_PERIOD))
+    if not months:
+        return []
+    first, last = f"{months[0]:%Y-%m-%d}", f"{months[-1]:%Y-%m-%d}"
+    out = []
+    for entity in sorted(entities):
+        start, end = partition_key(entity, first), partition_key(entity, last)
+        tags = {"sync/trigger": tag}
+        ranged = len(months) > 1
+        if ranged:
+            tags |= {RANGE_START: str(start), RANGE_END: str(end)}
+        out.append(
+            dg.RunRequest(
+                run_key=f"{tag}-{tick}-{entity}-{months[0]:%Y-%m}-{months[-1]:%Y-%m}",
+                partition_key=None if ranged else start,
+                tags=tags,
+            )
         )
-        for entity in sorted(entities)
-        for p in periods
-        if p >= first
-    ]
+    return out
 
 
 def _month(ts, offset: int = 0) -> pd.Timestamp:

@@ -8,6 +8,7 @@ manager, which replaces the partition and its exceptions in one transaction.
 import warnings
 
 import dagster as dg
+import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import BillingSourceResource
@@ -26,6 +27,14 @@ with warnings.catch_warnings():  # dagster-pandera is marked beta; the API is wh
         for name, model in {**MODELS, "usage_daily": UsageDailyModel}.items()
     }
 _CHECK = "no_quarantined_records"
+# a backfill of an entity's months is one run that reads the source once per object
+_RANGED = dg.BackfillPolicy.single_run()
+
+
+def read_partitions(source: BillingSourceResource, object_name: str, keys) -> pd.DataFrame:
+    """The source records of every partition of the run (one, or a backfill's range)."""
+    frames = [source.read_partition(object_name, *split_partition_key(k)) for k in keys]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 @dg.asset(
@@ -57,6 +66,7 @@ def _simple_ingest_asset(object_name: str, amount: str | None, description: str)
         group_name=GROUP,
         description=description,
         partitions_def=entity_period_partitions,
+        backfill_policy=_RANGED,
         dagster_type=_TYPES[object_name],
         io_manager_key="warehouse_io",
         deps=[legal_entities],
@@ -64,8 +74,7 @@ def _simple_ingest_asset(object_name: str, amount: str | None, description: str)
         kinds={"pandas"},
     )
     def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
-        entity, period = split_partition_key(context.partition_key)
-        raw = billing_source.read_partition(object_name, entity, period)
+        raw = read_partitions(billing_source, object_name, context.partition_keys)
         good, exc = ingest.prepare(object_name, raw)
         yield dg.Output(
             with_exceptions(good, exc, INGEST, [object_name]),
@@ -93,6 +102,7 @@ disputes = _simple_ingest_asset(
 @dg.multi_asset(
     group_name=GROUP,
     partitions_def=entity_period_partitions,
+    backfill_policy=_RANGED,
     outs={
         "usage_events": dg.AssetOut(
             dagster_type=_TYPES["usage_events"], io_manager_key="warehouse_io"
@@ -107,8 +117,7 @@ disputes = _simple_ingest_asset(
 )
 def usage(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
     """Raw metered usage events (deduplicated on their idempotency key) and daily totals."""
-    entity, period = split_partition_key(context.partition_key)
-    raw = billing_source.read_partition("usage_events", entity, period)
+    raw = read_partitions(billing_source, "usage_events", context.partition_keys)
     events, exc = ingest.prepare("usage_events", raw)
     daily = ingest.usage_daily(events)
     yield dg.Output(
@@ -130,6 +139,7 @@ def _document_asset(object_name: str, line_object: str, description: str):
         group_name=GROUP,
         description=description,
         partitions_def=entity_period_partitions,
+        backfill_policy=_RANGED,
         outs={
             object_name: dg.AssetOut(
                 dagster_type=_TYPES[object_name], io_manager_key="warehouse_io"
@@ -143,9 +153,8 @@ def _document_asset(object_name: str, line_object: str, description: str):
         can_subset=False,
     )
     def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
-        entity, period = split_partition_key(context.partition_key)
-        headers = billing_source.read_partition(object_name, entity, period)
-        lines = billing_source.read_partition(line_object, entity, period)
+        headers = read_partitions(billing_source, object_name, context.partition_keys)
+        lines = read_partitions(billing_source, line_object, context.partition_keys)
         h_good, l_good, exc = ingest.prepare_document(object_name, headers, lines)
         h_exc = exc[exc["object_type"] == object_name]
         l_exc = exc[exc["object_type"] == line_object]

@@ -16,9 +16,8 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from resources.erp import ErpResource
-from resources.warehouse import split_partition_key
 from sync_assets.metadata import frame_metadata, with_exceptions
-from sync_assets.partitions import entity_period_partitions
+from sync_assets.partitions import entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import JournalLineModel
 from sync_core.erp.approvals import fingerprint
 from sync_core.erp.poster import post_period
@@ -43,29 +42,72 @@ with warnings.catch_warnings():
     ],
     check_specs=[dg.AssetCheckSpec("no_held_journals", asset="erp_postings")],
     pool="erp_api",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pandas"},
 )
 def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp: ErpResource):
     """Every proposed journal line of the period with its posting status (posted, or held with
     reason and owner), ERP external id and posting period; posts the ready ones exactly once."""
-    entity, period = split_partition_key(context.partition_key)
     wh = warehouse.get()
-    proposal = wh.read("proposed_journals", entity, period)
-    failed = [
-        o
+    months = [(e, p) for e, ps in partitions_by_entity(context.partition_keys).items() for p in ps]
+    proposals = {(e, p): wh.read("proposed_journals", e, p) for e, p in months}
+    failed = {}  # every month is checked before anything posts
+    for (entity, period), proposal in proposals.items():
         for o in proposal_checks(
             proposal, wh.read("revenue_schedules", entity, period), erp.closed_periods(entity)
-        )
-        + [rollforward_balances(wh.read("revenue_rollforward", entity, period))]
-        if not o.passed
-    ]
+        ) + [rollforward_balances(wh.read("revenue_rollforward", entity, period))]:
+            if not o.passed:
+                failed[f"{entity} {period:%Y-%m}: {o.name}"] = "; ".join(o.problems) or "failed"
     if failed:
         raise dg.Failure(
             description="nothing posted: blocking checks fail on the stored proposal",
-            metadata={
-                o.name: dg.MetadataValue.text("; ".join(o.problems) or "failed") for o in failed
-            },  # fmt: skip
+            metadata={k: dg.MetadataValue.text(v) for k, v in failed.items()},
         )
+    outs, counts, approvals = [], {"posted_now": 0, "already_posted": 0}, {}
+    for (entity, period), proposal in proposals.items():
+        out, report, approvals[f"{entity} {period:%Y-%m}"] = _post_month(
+            context, wh, erp, entity, period, proposal
+        )
+        outs.append(out)
+        counts["posted_now"] += len(report.posted)
+        counts["already_posted"] += len(report.unchanged)
+    out = pd.concat(outs, ignore_index=True) if len(outs) > 1 else outs[0]
+    held = out[out["posting_status"] == "held"].drop_duplicates("journal_key")
+    exceptions = held.rename(columns={"journal_key": "source_id", "reason_code": "rule"}).assign(
+        object_type="journal"
+    )[["entity_id", "period", "object_type", "source_id", "rule", "message", "owner"]]
+    posted = out[out["posting_status"] == "posted"]
+    stale = sum(int(p.loc[p["action"] == "reverse_stale", "journal_key"].nunique())
+                for p in proposals.values())  # fmt: skip
+    approval = set(approvals.values())
+    yield dg.Output(
+        with_exceptions(out.drop(columns="message"), exceptions, "posting", ["journal"]),
+        metadata=frame_metadata(
+            out,
+            None,
+            target=erp.target,
+            journals=int(out["journal_key"].nunique()) if len(out) else 0,
+            held_journals=len(held),
+            stale_reversed=stale,
+            approval=approval.pop() if len(approval) == 1 else dg.MetadataValue.json(approvals),
+            debits_functional=int(posted["debit_functional"].sum()) if len(posted) else 0,
+            **counts,
+        ),
+    )
+    by_reason = held["reason_code"].value_counts().to_dict()
+    yield dg.AssetCheckResult(
+        check_name="no_held_journals",
+        passed=held.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "held": len(held),
+            "by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in by_reason.items()}),
+        },
+    )
+
+
+def _post_month(context, wh, erp, entity: str, period: pd.Timestamp, proposal: pd.DataFrame):
+    """Post one month's ready journals (approval gate included): (state, report, approval)."""
     cfg = erp.config()
     ready, holds, keys = ready_lines(proposal), rule_holds(proposal), proposed_keys(proposal)
     approval = "not required"
@@ -96,38 +138,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     finally:
         if rest is not None:
             rest.close()
-    out = posting_state(proposal, report)
-    held = out[out["posting_status"] == "held"].drop_duplicates("journal_key")
-    exceptions = held.rename(columns={"journal_key": "source_id", "reason_code": "rule"}).assign(
-        object_type="journal"
-    )[["entity_id", "period", "object_type", "source_id", "rule", "message", "owner"]]
-    posted = out[out["posting_status"] == "posted"]
-    stale = proposal[proposal["action"] == "reverse_stale"]["journal_key"].nunique()
-    yield dg.Output(
-        with_exceptions(out.drop(columns="message"), exceptions, "posting", ["journal"]),
-        metadata=frame_metadata(
-            out,
-            None,
-            target=erp.target,
-            journals=int(out["journal_key"].nunique()) if len(out) else 0,
-            posted_now=len(report.posted),
-            already_posted=len(report.unchanged),
-            held_journals=len(held),
-            stale_reversed=int(stale),
-            approval=approval,
-            debits_functional=int(posted["debit_functional"].sum()) if len(posted) else 0,
-        ),
-    )
-    by_reason = held["reason_code"].value_counts().to_dict()
-    yield dg.AssetCheckResult(
-        check_name="no_held_journals",
-        passed=held.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "held": len(held),
-            "by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in by_reason.items()}),
-        },
-    )
+    return posting_state(proposal, report), report, approval
 
 
 def posting_state(proposal: pd.DataFrame, report) -> pd.DataFrame:

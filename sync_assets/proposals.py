@@ -16,14 +16,12 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from resources.erp import ErpResource
-from resources.warehouse import split_partition_key
 from sync_assets import billing
 from sync_assets.metadata import check_result, frame_metadata
-from sync_assets.partitions import entity_period_partitions
-from sync_assets.revenue import SAME_ENTITY_ALL_PERIODS
+from sync_assets.partitions import entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import ProposedJournalModel
 from sync_core.proposal import propose
-from sync_core.proposal_checks import proposal_checks
+from sync_core.proposal_checks import merge_outcomes, proposal_checks
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -41,16 +39,26 @@ CHECKS = {
 
 
 def build_proposal(wh, erp, entity: str, period: pd.Timestamp) -> pd.DataFrame:
-    """The partition's proposal from stored lines and the ERP's current state."""
+    """The partition's proposal from stored lines and the ERP's current state: of the
+    customers only those of the month's lines, of the ledger only what the posting plan reads
+    (``posting_plan.ledger_view``), so a month costs the same in the entity's 1st or 10th year."""
+    from sync_core.posting_plan import ledger_view
+    from sync_core.warehouse.schema import TABLES
+
     cfg = erp.config()
     le = wh.read("legal_entities").query("entity_id == @entity")
     ledger = erp.ledger()
+    lines = wh.read("accounting_lines", entity, period)
+    ids = sorted(set(lines["customer_id"].dropna())) if "customer_id" in lines else []
+    cid = TABLES["customers"].c.customer_id
+    parts = [wh.read("customers", entity, where=cid.in_(ids[i : i + 5000]))
+             for i in range(0, max(len(ids), 1), 5000)]  # fmt: skip
     return propose(
-        wh.read("accounting_lines", entity, period),
-        customers=wh.read("customers", entity),
+        lines,
+        customers=pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0],
         subsidiary=le["erp_subsidiary_id"].iloc[0] if len(le) else None,
         chart=cfg.accounts(entity),
-        posted=ledger.journals(entity),
+        posted=lambda documents: ledger_view(ledger, entity, period, documents),
         ledger_lines=ledger.lines,
         period=period,
         closed_periods=erp.closed_periods(entity),
@@ -67,13 +75,14 @@ def build_proposal(wh, erp, entity: str, period: pd.Timestamp) -> pd.DataFrame:
     deps=[
         dg.AssetDep("accounting_lines"),
         dg.AssetDep("revenue_schedules"),
-        dg.AssetDep("customers", partition_mapping=SAME_ENTITY_ALL_PERIODS),
+        dg.AssetDep("customers"),  # the month's; earlier customers are reference data
         billing.legal_entities,
     ],
     check_specs=[
         dg.AssetCheckSpec(name, asset="proposed_journals", blocking=True, description=text)
         for name, text in CHECKS.items()
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"pandas"},
 )
 def proposed_journals(
@@ -83,14 +92,19 @@ def proposed_journals(
     and owner), action against the ERP (new, unchanged, repost = reversal + new version,
     reverse_stale = a posted journal whose document no longer yields it), the external id and
     posting period. The pending-postings view a finance lead reviews before close."""
-    entity, period = split_partition_key(context.partition_key)
     wh = warehouse.get()
-    proposal = build_proposal(wh, erp, entity, period)
-    outcomes = proposal_checks(
-        proposal, wh.read("revenue_schedules", entity, period), erp.closed_periods(entity)
-    )
+    proposals, outcomes, labels = [], [], []
+    for entity, periods in partitions_by_entity(context.partition_keys).items():
+        closed = erp.closed_periods(entity)
+        for period in periods:
+            proposal = build_proposal(wh, erp, entity, period)
+            schedule = wh.read("revenue_schedules", entity, period)
+            outcomes.append(proposal_checks(proposal, schedule, closed))
+            proposals.append(proposal)
+            labels.append(f"{entity} {period:%Y-%m}")
+    proposal = pd.concat(proposals, ignore_index=True) if len(proposals) > 1 else proposals[0]
     yield dg.Output(proposal, metadata=proposal_metadata(proposal))
-    for outcome in outcomes:
+    for outcome in merge_outcomes(outcomes, labels):
         yield check_result(outcome, "proposed_journals")
 
 

@@ -20,9 +20,8 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from resources.erp import ErpResource
-from resources.warehouse import split_partition_key
 from sync_assets.metadata import frame_metadata
-from sync_assets.partitions import entity_period_partitions
+from sync_assets.partitions import entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
 from sync_core.money import to_major
 from sync_core.reconcile import (
@@ -67,6 +66,10 @@ def _documents(wh, entity: str, period: pd.Timestamp) -> pd.DataFrame:
     return expected_postings(period, wh.read("invoices", entity),
                              wh.read("credit_notes", entity), wh.read("payments", entity),
                              disputes)  # fmt: skip
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp):
@@ -159,6 +162,7 @@ def _completeness_check(offenders: pd.DataFrame) -> dg.AssetCheckResult:
         dg.AssetCheckSpec(name, asset="reconciliation", description=text)
         for name, text in CHECKS.items()
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
 )
 def reconciliation(
@@ -166,8 +170,14 @@ def reconciliation(
 ):
     """Per account: subledger, GL read back from the ERP, reconciling items, drift and its
     severity by materiality; and the reconciling items a controller works through."""
-    entity, period = split_partition_key(context.partition_key)
-    result, items, offenders, known = reconcile_partition(warehouse.get(), erp, entity, period)
+    wh = warehouse.get()
+    months = [
+        reconcile_partition(wh, erp, entity, period)
+        for entity, periods in partitions_by_entity(context.partition_keys).items()
+        for period in periods
+    ]
+    result, items, offenders = (_concat([m[i] for m in months]) for i in range(3))
+    known = all(m[3] for m in months)
     by_type = items["item_type"].value_counts().to_dict() if len(items) else {}
     yield dg.Output(
         result,

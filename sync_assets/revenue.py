@@ -1,12 +1,21 @@
-"""Revenue: the recognition engine over one legal entity, kept per accounting period.
+"""Revenue: recognition per document, kept per legal entity x accounting period.
 
-A partition (entity, month) holds the schedule rows recognized in that month for every line,
-credit note and void of the entity, with the balances at the month's end, the month's
-rollforward and waterfall rows, and the month's accounting lines (the subledger's journal
-view that ``proposed_journals`` turns into ERP journals: recognition runs once, here). The engine runs over the entity's whole history in the
-warehouse, so a document billed later (a proration billed in May for April service) lands in
-the month it was earned, unless that month is closed: then it lands in the first open month
-as a marked correction, and the closed months are never rewritten.
+A run for one or more months of an entity first refreshes the entity's document store
+(``sync_core.recognition.refresh``): every invoice with its lines, credit notes, payments,
+disputes and usage is a document with a content hash, and only the documents that are new or
+changed since the last run are recognized again. It then derives each month from the stored
+rows of that month: the schedule rows recognized in it, the balances at its end, its
+rollforward and waterfall rows, and its accounting lines (the subledger's journal view that
+``proposed_journals`` turns into ERP journals: recognition runs once, here). A document billed
+later (a proration billed in May for April service) lands in the month it was earned, unless
+that month is closed: then it lands in the first open month as a marked correction, and the
+closed months are never rewritten.
+
+A month depends on the canonical partitions of the same month (identity mapping): that is what
+a backfill or a sensor request for the month materializes, and nothing else. Documents of
+earlier months that are still open are read from the document store, which every run keeps
+current. A backfill runs as one ranged run per entity (``BackfillPolicy.single_run``) that
+refreshes once and writes each month.
 """
 
 import warnings
@@ -16,14 +25,12 @@ import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
-from resources.warehouse import split_partition_key
 from sync_assets import billing
 from sync_assets.metadata import check_result, frame_metadata, with_exceptions
-from sync_assets.partitions import entity_period_partitions
+from sync_assets.partitions import entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
 from sync_core.proposal_checks import rollforward_balances
-from sync_core.revenue import deferred_waterfall, recognize, rollforward
-from sync_core.subledger import with_sources
+from sync_core.recognition import UPSTREAM, derive, refresh
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -36,35 +43,8 @@ with warnings.catch_warnings():
             "accounting_lines",
         )
     }
-    # every period of the same entity feeds a period's schedule
-    SAME_ENTITY_ALL_PERIODS = dg.MultiPartitionMapping(
-        {"entity": dg.DimensionPartitionMapping("entity", dg.IdentityPartitionMapping())}
-    )
-_UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events",
-             "payments", "disputes"]  # fmt: skip
-_RECOGNITION_OBJECTS = ["invoices", "invoice_lines", "credit_notes", "credit_note_lines",
-                        "usage_events", "payments", "disputes"]  # fmt: skip
-
-
-def entity_history(wh, entity: str) -> dict[str, pd.DataFrame]:
-    """Every canonical document of one legal entity, as the engine takes them."""
-    frames = {name: wh.read(name, entity) for name in _UPSTREAM}
-    frames["legal_entities"] = wh.read("legal_entities").query("entity_id == @entity")
-    return frames
-
-
-def recognize_entity(wh, entity: str, frames: dict[str, pd.DataFrame] | None = None):
-    """The engine over an entity's history (payments included), honouring its revenue close."""
-    closed = {k: v for k, v in wh.closed_through().items() if k == entity}
-    booked = None
-    if closed:
-        sched = wh.read("revenue_schedules", entity)
-        booked = sched[sched["period"] <= closed[entity]]
-    return recognize(
-        **(frames if frames is not None else entity_history(wh, entity)),
-        closed_through=closed or None,
-        booked=booked,
-    )
+_EMPTY_EXC = pd.DataFrame(columns=["entity_id", "period", "object_type", "source_id", "rule",
+                                   "message", "owner"])  # fmt: skip
 
 
 def _outs() -> dict[str, dg.AssetOut]:
@@ -79,8 +59,7 @@ def _outs() -> dict[str, dg.AssetOut]:
 @dg.multi_asset(
     outs=_outs(),
     partitions_def=entity_period_partitions,
-    deps=[dg.AssetDep(name, partition_mapping=SAME_ENTITY_ALL_PERIODS) for name in _UPSTREAM]
-    + [billing.legal_entities],
+    deps=[dg.AssetDep(name) for name in UPSTREAM] + [billing.legal_entities],
     check_specs=[
         dg.AssetCheckSpec(
             "rollforward_balances",
@@ -90,45 +69,30 @@ def _outs() -> dict[str, dg.AssetOut]:
             "per currency; a failure stops posting",
         )
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
 )
 def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Revenue schedule rows, the deferred revenue rollforward, the waterfall and the
-    accounting lines of a month."""
-    entity, period = split_partition_key(context.partition_key)
+    accounting lines of each month of the run."""
     wh = warehouse.get()
-    closed_through = wh.closed_through().get(entity)
-    if closed_through is not None and period <= closed_through:
-        # a closed month is kept exactly as it was booked
-        frames = {name: wh.read(name, entity, period) for name in _TYPES}
-        exc = pd.DataFrame(columns=["object_type", "source_id", "rule", "message", "owner"])
-        note = f"closed through {closed_through:%Y-%m}: kept as booked"
-    else:
-        history = entity_history(wh, entity)
-        result = recognize_entity(wh, entity, history)
-        sched = result.schedule
-        frames = {
-            "revenue_schedules": sched,
-            "revenue_rollforward": rollforward(sched),
-            "deferred_revenue_waterfall": deferred_waterfall(sched),
-            "accounting_lines": with_sources(result.accounting_lines, history),
-        }
-        frames = {k: _month(v, entity, period) for k, v in frames.items()}
-        exc = _month(result.quarantine, entity, period)
-        note = "open"
+    frames, exc, status, stats = month_outputs(wh, partitions_by_entity(context.partition_keys))
     rows, roll = frames["revenue_schedules"], frames["revenue_rollforward"]
     # the check comes first: a rollforward that does not hold also fails its type check, and
     # the check result must say so before the step fails
     yield _rollforward_check(roll)
     yield dg.Output(
-        with_exceptions(rows, exc, "recognition", _RECOGNITION_OBJECTS),
+        with_exceptions(rows, exc, "recognition", UPSTREAM),
         output_name="revenue_schedules",
         metadata=frame_metadata(
             rows,
             "recognized",
             quarantined=len(exc),
-            period_status=note,
+            period_status=next(iter(status.values()))
+            if len(status) == 1
+            else dg.MetadataValue.json(status),
             corrections=int(rows["correction"].sum()) if len(rows) else 0,
+            **stats,
         ),
     )
     yield dg.Output(
@@ -148,11 +112,39 @@ def revenue(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     )
 
 
+def month_outputs(wh, months: dict[str, list[pd.Timestamp]]):
+    """(outputs, quarantine, status per month, refresh figures) of the entities' months:
+    closed months as booked, open months derived from the refreshed document store."""
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in _TYPES}
+    exc, status = [], {}
+    stats = {"documents": 0, "documents_recognized": 0, "documents_reused": 0}
+    closed = wh.closed_through()
+    for entity, periods in months.items():
+        through = closed.get(entity)
+        shut = [p for p in periods if through is not None and p <= through]
+        open_ = [p for p in periods if p not in shut]
+        for p in shut:  # a closed month is kept exactly as it was booked
+            for name in _TYPES:
+                parts[name].append(wh.read(name, entity, p))
+            status[f"{entity}|{p:%Y-%m}"] = f"closed through {through:%Y-%m}: kept as booked"
+        if open_:
+            done = refresh(wh, entity)
+            stats["documents"] += done.documents
+            stats["documents_recognized"] += done.recognized
+            stats["documents_reused"] += done.reused
+            derived = derive(wh, entity, open_)
+            for name in _TYPES:
+                parts[name].append(derived[name])
+            exc.append(derived["quarantine"])
+            status.update({f"{entity}|{p:%Y-%m}": "open" for p in open_})
+    frames = {name: _concat(dfs) for name, dfs in parts.items()}
+    return frames, _concat(exc) if exc else _EMPTY_EXC.copy(), status, stats
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def _rollforward_check(roll: pd.DataFrame) -> dg.AssetCheckResult:
     return check_result(rollforward_balances(roll), "revenue_rollforward")
-
-
-def _month(df: pd.DataFrame, entity: str, period: pd.Timestamp) -> pd.DataFrame:
-    if df.empty:
-        return df
-    return df[(df["entity_id"] == entity) & (df["period"] == period)].reset_index(drop=True)

@@ -4,8 +4,11 @@ A run is two stages over a list of legal entity x month partitions: the **ingest
 materializes the billing assets (every partitioned asset of the ``billing`` group) of each
 ingest partition, then the **derived** stage materializes every other partitioned asset
 (revenue, accounting lines, proposals, postings, reconciliation, ...) of each derived
-partition, so that every period's schedule sees the documents of every period. Both lists
-come from the asset graph, never from a hand-written list, so an asset added to the code
+partition, so that every period's schedule sees the documents of every period. Each stage is
+one ranged run per entity and stretch of consecutive months (what a single-run backfill of
+those partitions does in the daemon): revenue refreshes the entity's documents once and
+writes every month; a lone month is a plain partition run. Both asset lists come from the
+asset graph, never from a hand-written list, so an asset added to the code
 location joins both commands without a change here.
 """
 
@@ -22,7 +25,7 @@ import pandas as pd
 
 from sync_assets.billing import GROUP as INGEST_GROUP
 from sync_assets.definitions import ALL_ASSETS, LOCAL, defs
-from sync_assets.partitions import entity_partitions, partition_key
+from sync_assets.partitions import RANGE_END, RANGE_START, entity_partitions, partition_key
 
 Partition = tuple[str, str]  # (entity, "YYYY-MM-01")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -59,8 +62,13 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def materialize(instance, resources, selection, key=None, trigger: str = "demo"):
-    """One in-process run of ``selection`` (one partition, or unpartitioned assets)."""
+def materialize(instance, resources, selection, key=None, trigger: str = "demo", last=None):
+    """One in-process run of ``selection``: one partition, a range of one entity's months
+    (``key`` to ``last``, a ranged run like a single-run backfill), or unpartitioned assets."""
+    tags = {"sync/trigger": trigger}
+    if last is not None and str(last) != str(key):
+        tags |= {RANGE_START: str(key), RANGE_END: str(last)}
+        key = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return dg.materialize(
@@ -70,10 +78,22 @@ def materialize(instance, resources, selection, key=None, trigger: str = "demo")
             instance=instance,
             resources=resources,
             raise_on_error=True,
-            tags={"sync/trigger": trigger},
+            tags=tags,
             # progress is ours to print; the run's events are in the instance (make ui)
             run_config=QUIET,
         )
+
+
+def month_ranges(keys: Iterable[Partition]) -> list[tuple[str, str, str, int]]:
+    """(entity, first month, last month, months) runs of consecutive months per entity."""
+    out: list[list] = []
+    for entity, period in sorted(set(keys)):
+        p = pd.Timestamp(period)
+        if out and out[-1][0] == entity and pd.Timestamp(out[-1][2]) + pd.DateOffset(months=1) == p:
+            out[-1][2], out[-1][3] = period, out[-1][3] + 1
+        else:
+            out.append([entity, period, period, 1])
+    return [tuple(r) for r in out]
 
 
 def add_entities(instance, entities: Iterable[str]) -> list[str]:
@@ -97,13 +117,14 @@ def run_stages(
     t0 = time.perf_counter()
     stages = (("ingest", ingest_assets(), ingest), ("recognize+post", derived_assets(), derived))
     for stage, selection, keys in stages:
-        for i, (entity, period) in enumerate(keys, start=1):
+        runs = month_ranges(keys)
+        for i, (entity, first, last, n) in enumerate(runs, start=1):
             t = time.perf_counter()
-            materialize(instance, resources, selection, partition_key(entity, period), trigger)
-            say(
-                f"[{stage:>14} {i:>3}/{len(keys)}] {entity} {period[:7]} "
-                f"{time.perf_counter() - t:5.2f}s"
-            )
+            materialize(instance, resources, selection, partition_key(entity, first), trigger,
+                        last=partition_key(entity, last))  # fmt: skip
+            span = f"{first[:7]}" if n == 1 else f"{first[:7]}..{last[:7]} ({n} months)"
+            say(f"[{stage:>14} {i:>3}/{len(runs)}] {entity} {span} "
+                f"{time.perf_counter() - t:5.2f}s")  # fmt: skip
     return time.perf_counter() - t0
 
 

@@ -174,3 +174,21 @@ def proposal_checks(
         periods_open(proposal, closed),
         schedule_equals_gl(proposal, schedule),
     ]
+
+
+def merge_outcomes(runs: list[list[CheckOutcome]], labels: list[str]) -> list[CheckOutcome]:
+    """The checks of several partitions (a ranged run) as one outcome per check: passed when
+    every partition passed, figures added up, problems prefixed with their partition."""
+    if len(runs) == 1:
+        return runs[0]
+    merged = []
+    for same in zip(*runs, strict=True):
+        meta: dict = {}
+        for o in same:
+            for k, v in o.metadata.items():
+                meta[k] = meta.get(k, 0) + v
+        problems = [f"{label}: {p}" for label, o in zip(labels, same, strict=True)
+                    for p in o.problems]  # fmt: skip
+        merged.append(CheckOutcome(same[0].name, all(o.passed for o in same), meta,
+                                   problems[:10]))  # fmt: skip
+    return merged

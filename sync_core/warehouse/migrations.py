@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from sync_core.warehouse.schema import TABLES, metadata, schema_migrations
+from sync_core.warehouse.schema import DOCUMENT_TABLES, TABLES, metadata, schema_migrations
 
 V2_TABLES = ["revenue_rollforward", "deferred_revenue_waterfall", "revenue_period_close"]
 
@@ -80,6 +80,10 @@ def _reconciliation(conn: sa.Connection) -> None:
     )
 
 
+def _document_store(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[TABLES[n] for n in DOCUMENT_TABLES], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
@@ -91,6 +95,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     ),
     (5, "reconciliation drift per account and reconciling items", _reconciliation),
     (6, "accounting lines, proposed journals, held journal lines in erp_postings", _proposals),
+    (8, "document store of incremental recognition", _document_store),
 ]
 
 

@@ -71,6 +71,43 @@ revenue_period_close = sa.Table(
 )
 TABLES["revenue_period_close"] = revenue_period_close
 
+
+def _document_table(name: str, like: sa.Table) -> sa.Table:
+    """A per-document copy of a derived table: its columns plus ``document_key``."""
+    cols = [sa.Column(c.name, c.type, nullable=c.nullable) for c in like.columns]
+    table = sa.Table(name, metadata, *cols, sa.Column("document_key", sa.Text, nullable=False))
+    sa.Index(f"ix_{name}_partition", table.c.entity_id, table.c.period)
+    sa.Index(f"ix_{name}_document", table.c.entity_id, table.c.document_key)
+    return table
+
+
+# Incremental recognition (sync_core/revenue/incremental.py): one index row per document,
+# and the document's schedule rows, accounting lines and quarantined records.
+document_index = sa.Table(
+    "document_index",
+    metadata,
+    sa.Column("entity_id", sa.Text, primary_key=True),
+    sa.Column("document_key", sa.Text, primary_key=True),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("closed_through", sa.Date, nullable=True),  # revenue close it was recognized under
+    sa.Column("last_period", sa.Date, nullable=True),  # its last schedule month
+)
+TABLES["document_index"] = document_index
+TABLES["document_schedules"] = _document_table("document_schedules", TABLES["revenue_schedules"])
+TABLES["document_lines"] = _document_table("document_lines", TABLES["accounting_lines"])
+TABLES["document_quarantine"] = _document_table(
+    "document_quarantine",
+    sa.Table(
+        "_quarantine_columns",
+        sa.MetaData(),
+        *[sa.Column(c.name, c.type, nullable=True) for c in exceptions.columns
+          if c.name in EXCEPTION_COLUMNS],
+    ),
+)  # fmt: skip
+DOCUMENT_TABLES = ["document_index", "document_schedules", "document_lines",
+                   "document_quarantine"]  # fmt: skip
+
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
