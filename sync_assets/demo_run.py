@@ -1,6 +1,11 @@
 """`make demo`: generate the demo platform, materialize every asset for every legal entity over
-twelve months on the local instance, and print a summary per entity and period; then deliver
+its months on the local instance, and print a summary per entity and period; then deliver
 late changes and run again what they touch.
+
+``--entities N`` (1 to 20, default 3: US01, UK01, DE01) and ``--months N`` (default 12: the
+calendar year ``--year``) size the platform (``SYNC_DEMO_ENTITIES``, ``SYNC_DEMO_MONTHS``,
+``SYNC_DEMO_SUBSCRIPTIONS`` set the defaults); the partitions run are every entity x month.
+The months must fit the monthly partitions: from ``FIRST_PERIOD`` to the current month.
 
 Stage 1 ingests every partition; stage 2 recognizes revenue and builds postings, so every
 period's schedule sees the documents of every period (a proration billed in May for April
@@ -12,7 +17,8 @@ February after US01's revenue and ERP periods were closed through February, and 
 a customer whose journals were held; it re-runs only the partitions that delivery touches
 (``billing-sync``'s partition logic) and prints the reversals, corrections and released holds
 it produced, the open exceptions and the reconciliation drift. A second `make demo` finds the
-delivery made, posts nothing new and leaves the warehouse identical.
+delivery made, posts nothing new and leaves the warehouse identical. The late changes need
+the first year of history (``--months`` 12 or more); with fewer months they are skipped.
 """
 
 import argparse
@@ -29,26 +35,61 @@ import sqlalchemy as sa
 
 from sync_assets import cli, runner
 from sync_assets.definitions import LOCAL, build_resources
+from sync_assets.partitions import FIRST_PERIOD
 from sync_assets.runner import summary  # noqa: F401 - the demo's summary (tests, README)
 from sync_core.demo import late_changes
+from sync_core.demo.entities import DEFAULT_ENTITIES, MAX_ENTITIES
 from sync_core.erp.periods import set_period_status
 from sync_core.money import format_money
 
 INGEST = runner.ingest_assets()  # from the asset graph (sync_assets/runner.py)
 DERIVED = runner.derived_assets()
+LATE_CHANGES_MONTHS = 12  # the late changes pick from, and close, the first year
+# a manifest written before --months and --entities existed is the default platform
+_MANIFEST_DEFAULTS = {"months": 12, "entities": DEFAULT_ENTITIES}
 
 
-def _ensure_source(folder: Path, subscriptions: int, seed: int, year: int) -> None:
+def periods(year: int, months: int) -> list[str]:
+    """The ``YYYY-MM-01`` accounting months of the demo: ``months`` from January of ``year``."""
+    return [f"{m:%Y-%m-%d}" for m in pd.date_range(f"{year}-01-01", periods=months, freq="MS")]
+
+
+def check_range(year: int, months: int, entities: int, now: pd.Timestamp | None = None) -> None:
+    """Fail early (ValueError) when the demo's months or entities cannot be partitioned."""
+    if not 1 <= entities <= MAX_ENTITIES:
+        raise ValueError(f"--entities must be between 1 and {MAX_ENTITIES}, got {entities}")
+    if months < 1:
+        raise ValueError(f"--months must be at least 1, got {months}")
+    first = pd.Timestamp(f"{year}-01-01")
+    if first < pd.Timestamp(FIRST_PERIOD):
+        raise ValueError(
+            f"--year {year} starts before the first monthly partition ({FIRST_PERIOD[:7]})"
+        )
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    current = pd.Timestamp(year=now.year, month=now.month, day=1)
+    last = first + pd.DateOffset(months=months - 1)
+    if last > current:
+        fit = (current.year - first.year) * 12 + current.month - first.month + 1
+        raise ValueError(
+            f"--months {months} from {first:%Y-%m} ends in {last:%Y-%m}, after the current "
+            f"month {current:%Y-%m} where the monthly partitions end: at most {fit} months"
+        )
+
+
+def _ensure_source(
+    folder: Path, subscriptions: int, seed: int, year: int, months: int, entities: int
+) -> None:
     """(Re)generate the demo platform's file drop when its parameters changed."""
     from sync_core.demo.generator import generate
 
     manifest = folder / "manifest.json"
-    wanted = {"subscriptions": subscriptions, "seed": seed, "year": year}
-    if manifest.exists() and json.loads(manifest.read_text()) == wanted:
+    wanted = {"subscriptions": subscriptions, "seed": seed, "year": year, "months": months,
+              "entities": entities}  # fmt: skip
+    if manifest.exists() and _MANIFEST_DEFAULTS | json.loads(manifest.read_text()) == wanted:
         return
     late_changes.remove(folder)  # a new platform has had no late delivery yet
     t = time.perf_counter()
-    counts = generate(folder, subscriptions=subscriptions, seed=seed, year=year)
+    counts = generate(folder, subscriptions, seed, year, months, entities)
     manifest.write_text(json.dumps(wanted))
     rows = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"generated demo platform in {folder} ({time.perf_counter() - t:.1f}s): {rows}")
@@ -62,12 +103,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--year", type=int, default=2025)
     parser.add_argument(
+        "--months",
+        type=int,
+        default=int(os.getenv("SYNC_DEMO_MONTHS", "12")),
+        help="accounting months of history from January of --year (default 12)",
+    )
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=int(os.getenv("SYNC_DEMO_ENTITIES", str(DEFAULT_ENTITIES))),
+        help=f"legal entities of the demo platform, 1 to {MAX_ENTITIES} (default 3)",
+    )
+    parser.add_argument(
         "--entity", action="append", help="only these legal entities (repeatable; default: all)"
     )
     parser.add_argument(
         "--no-late-changes", action="store_true", help="skip the second pass (late changes)"
     )
     args = parser.parse_args(argv)
+    try:
+        check_range(args.year, args.months, args.entities)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     os.environ.setdefault("SYNC_SOURCE_KIND", "demo")
     sandbox = None
@@ -91,7 +148,10 @@ def _run_demo(args) -> int:
     # resolve EnvVar-backed settings the way a run would
     source = resources["billing_source"].process_config_and_initialize()
     if source.kind == "demo":
-        _ensure_source(Path(source.path), args.subscriptions, args.seed, args.year)
+        _ensure_source(
+            Path(source.path), args.subscriptions, args.seed, args.year, args.months,
+            args.entities,
+        )  # fmt: skip
     instance = runner.instance()
     wh = resources["warehouse"].process_config_and_initialize().get()
     print(f"instance: {instance.root_directory} ({type(instance.run_storage).__name__})")
@@ -101,8 +161,7 @@ def _run_demo(args) -> int:
     entities = sorted(wh.read("legal_entities")["entity_id"])
     entities = [e for e in entities if not args.entity or e in args.entity]
     runner.add_entities(instance, entities)
-    periods = [f"{args.year}-{m:02d}-01" for m in range(1, 13)]
-    keys = [(e, p) for e in entities for p in periods]
+    keys = [(e, p) for e in entities for p in periods(args.year, args.months)]
     took = runner.run_stages(instance, resources, keys, keys, say=lambda m: print(m, flush=True))
     print(
         f"materialized {len(keys)} partitions x {len(INGEST) + len(DERIVED)} assets "
@@ -110,7 +169,10 @@ def _run_demo(args) -> int:
     )
     runner.print_summary(resources, entities=entities)
     if source.kind == "demo" and not args.no_late_changes:
-        _second_pass(args, resources, instance, Path(source.path), entities)
+        if args.months < LATE_CHANGES_MONTHS:
+            print(f"late changes skipped: they need {LATE_CHANGES_MONTHS} months of history")
+        else:
+            _second_pass(args, resources, instance, Path(source.path), entities)
     return 0
 
 
@@ -138,9 +200,8 @@ def _second_pass(args, resources, instance, folder: Path, entities: list[str]) -
         for path in late_changes.delivery_files(folder) + [folder / "legal_entities.csv"]:
             shutil.copy(path, tmp)
         delivery = cli.read_drop(tmp)
-    parts = cli.drop_partitions(
-        delivery, cli.read_drop(folder), start=f"{args.year}-01", end=f"{args.year}-12"
-    )
+    last = periods(args.year, args.months)[-1][:7]
+    parts = cli.drop_partitions(delivery, cli.read_drop(folder), start=f"{args.year}-01", end=last)
     ingest = [p for p in parts.ingest if p[0] in entities]
     derived = [p for p in parts.derived if p[0] in entities]
     before, started = erp.ledger().journals(), pd.Timestamp.now(tz="UTC")

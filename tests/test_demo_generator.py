@@ -1,19 +1,29 @@
-"""The seeded demo platform: deterministic, contract-valid, consistent and complete."""
+"""The seeded demo platform: deterministic, contract-valid, consistent and complete; the
+default call unchanged, and a wide platform (10 entities x 24 months) with a steady book."""
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
 import pytest
 
+from sync_core import filedrop
 from sync_core.contracts.models import MODELS
-from sync_core.demo.generator import generate
+from sync_core.demo import late_changes
+from sync_core.demo.entities import CURRENCY_TABLE, ENTITY_TABLE
+from sync_core.demo.generator import ENTITIES, generate
 from sync_core.filedrop import PERIOD_COLUMN as PERIOD_FROM
+from sync_core.money import exponent, format_money
 
 SUBS = 400  # small enough to be quick, large enough for every feature to appear
+WIDE = dict(subscriptions=2000, seed=7, months=24, entities=10, bad_rows=0)
+# sha256 over the files (MODELS order) of generate(subscriptions=400, seed=11, bad_rows=0)
+# before months and entities existed: the default call writes the same bytes
+CLEAN_DIGEST = "ea4e9fbe1c2960ae4c8e31fd6d311bafded8ce21779dce46db78da2f497e812e"
 HEADER_OF = {
     "invoice_lines": ("invoices", "invoice_id"),
     "credit_note_lines": ("credit_notes", "credit_note_id"),
@@ -66,6 +76,30 @@ def clean(tmp_path_factory) -> tuple[Path, dict[str, int], dict[str, pd.DataFram
     return folder, counts, read_drop(folder)
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory) -> tuple[Path, dict[str, int], dict[str, pd.DataFrame]]:
+    folder = tmp_path_factory.mktemp("wide")
+    counts = generate(folder, **WIDE)
+    return folder, counts, read_drop(folder)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in MODELS:
+        h.update((folder / f"{name}.csv").read_bytes())
+    return h.hexdigest()
+
+
+def test_the_default_call_writes_what_it_always_wrote(clean):
+    folder, counts, _ = clean
+    assert _digest(folder) == CLEAN_DIGEST
+    assert counts == {
+        "legal_entities": 3, "customers": 320, "subscription_contracts": 585,
+        "usage_events": 5233, "invoices": 2105, "invoice_lines": 2540, "credit_notes": 84,
+        "credit_note_lines": 76, "payments": 1998, "disputes": 28,
+    }  # fmt: skip
+
+
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path, clean):
     folder, counts, _ = clean
     again = generate(tmp_path / "again", subscriptions=SUBS, seed=11, bad_rows=0)
@@ -115,8 +149,9 @@ def test_every_file_validates_without_bad_rows(clean):
     assert failing_rows(frames) == {}
 
 
-def test_invoice_and_credit_note_arithmetic(clean):
-    _, _, f = clean
+@pytest.mark.parametrize("platform", ["clean", "wide"])
+def test_invoice_and_credit_note_arithmetic(platform, request):
+    _, _, f = request.getfixturevalue(platform)
     inv, lines = f["invoices"].set_index("invoice_id"), f["invoice_lines"]
     sums = lines.groupby("invoice_id")[["amount", "tax_amount"]].sum()
     assert (sums["amount"] == inv["subtotal"].reindex(sums.index)).all()
@@ -209,3 +244,177 @@ def test_every_feature_is_present(clean):
     assert customers["erp_customer_id"].isna().any()
     assert customers["erp_customer_id"].dropna().str.fullmatch(r"C-(US01|UK01|DE01)-\d{6}").all()
     assert (lines["tax_amount"] > 0).any() and (lines["tax_amount"] == 0).any()
+
+
+# ----------------------------------------------------------------------------- wide platform
+
+
+def test_wide_platform_entities_and_counts(wide):
+    _, counts, f = wide
+    assert counts == {
+        "legal_entities": 10, "customers": 1600, "subscription_contracts": 3443,
+        "usage_events": 60423, "invoices": 24953, "invoice_lines": 29736, "credit_notes": 998,
+        "credit_note_lines": 928, "payments": 23996, "disputes": 368,
+    }  # fmt: skip
+    le = f["legal_entities"]
+    assert le["entity_id"].tolist() == [
+        "US01", "UK01", "DE01", "FR01", "CA01", "AU01", "JP01", "NL01", "SG01", "SE01",
+    ]  # fmt: skip
+    assert le["functional_currency"].tolist() == [
+        "USD", "GBP", "EUR", "EUR", "CAD", "AUD", "JPY", "EUR", "SGD", "SEK",
+    ]  # fmt: skip
+    assert le["erp_subsidiary_id"].tolist() == [str(i) for i in range(1, 11)]
+    # the first three are the default demo's, unchanged
+    rows = le[["entity_id", "name", "functional_currency", "country", "erp_subsidiary_id"]]
+    assert [tuple(r) for r in rows.head(3).itertuples(index=False)] == list(ENTITIES)
+    for name in MODELS:
+        assert set(f[name]["entity_id"]) <= set(le["entity_id"]), name
+    cust = f["customers"]
+    assert cust["erp_customer_id"].dropna().str.fullmatch(r"C-[A-Z]{2}01-\d{6}").all()
+
+
+def test_wide_platform_bills_every_entity_every_month_at_a_steady_volume(wide):
+    _, _, f = wide
+    inv = f["invoices"]
+    month = inv["finalized_at"].dt.strftime("%Y-%m")
+    per = inv.groupby([month, "entity_id"]).size().unstack(fill_value=0)
+    assert per.shape == (24, 10) and per.index[0] == "2025-01" and per.index[-1] == "2026-12"
+    assert per.min().min() == 21  # every entity has invoices in each of the 24 months
+    total = per.sum(axis=1)
+    assert (total["2025-06"], total["2026-12"]) == (1038, 1060)
+    assert abs(total["2026-12"] / total["2025-06"] - 1) < 0.25
+    assert (total.min(), total.max()) == (1016, 1060)  # steady from the first month
+    assert per.loc["2026-12"].to_dict() == {
+        "AU01": 60, "CA01": 71, "DE01": 153, "FR01": 119, "JP01": 56, "NL01": 52, "SE01": 26,
+        "SG01": 41, "UK01": 168, "US01": 314,
+    }  # fmt: skip
+    # the numbering restarts every year
+    assert (
+        inv.loc[inv["finalized_at"] >= pd.Timestamp("2026-01-01", tz="UTC"), "number"]
+        .str.match(r"[A-Z]{2}01-2026-\d{6}$")
+        .all()
+    )
+    assert set(inv["number"].str[5:9]) == {"2025", "2026"} and inv["number"].is_unique
+    # churn continues and annual terms renew into the second year
+    contracts = f["subscription_contracts"]
+    cancels = contracts[contracts["amendment_type"] == "cancel"]["effective_at"].dt.year
+    assert (cancels == 2025).sum() > 200 and (cancels == 2026).sum() > 200
+    lines = f["invoice_lines"]
+    annual = set(contracts.loc[contracts["interval"] == "year", "contract_id"])
+    renewed = lines[
+        lines["subscription_item_id"].isin(annual) & (lines["line_type"] == "subscription")
+    ]
+    assert renewed.groupby("subscription_item_id").size().max() == 2
+    assert (renewed["period_start"].dt.year == 2026).sum() > 250
+
+
+def test_wide_platform_stays_inside_its_24_months(wide):
+    _, _, frames = wide
+    lo, hi = pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2027-01-01", tz="UTC")
+    for name, col in PERIOD_FROM.items():
+        assert frames[name][col].between(lo, hi, inclusive="left").all(), name
+    for name, col in [("invoices", "voided_at"), ("credit_notes", "voided_at")]:
+        assert frames[name][col].dropna().between(lo, hi, inclusive="left").all(), name
+
+
+def test_wide_platform_passes_the_file_drop_contract(wide):
+    folder, counts, frames = wide
+    assert failing_rows(frames) == {}
+    for name in MODELS:  # the pipeline's own reader
+        assert len(filedrop.read_object(folder, name)) == counts[name], name
+
+
+def test_wide_platform_keeps_every_feature(wide):
+    _, _, f = wide
+    inv, lines, cn, pay = (f[n] for n in ("invoices", "invoice_lines", "credit_notes", "payments"))
+    contracts = f["subscription_contracts"]
+    assert set(contracts["amendment_type"]) == {
+        "new", "upgrade", "downgrade", "quantity_change", "cancel", "renew", "entity_change",
+    }  # fmt: skip
+    assert set(inv["status"]) == {"paid", "open", "void", "uncollectible"}
+    assert set(cn["type"]) == {"pre_payment", "post_payment"} and (cn["status"] == "void").any()
+    assert (pay["kind"] == "refund").any() and (pay["status"] == "failed").any()
+    assert (lines["line_type"] == "usage").any() and lines["proration"].any()
+    assert not lines["line_id"].is_unique and lines["line_key"].is_unique
+    assert len(f["disputes"]) > 0
+    # in the second year too
+    year2 = pd.Timestamp("2026-01-01", tz="UTC")
+    assert set(inv.loc[inv["finalized_at"] >= year2, "status"]) == set(inv["status"])
+    assert (cn["issued_at"] >= year2).sum() > 400
+    assert (f["disputes"]["created_at"] >= year2).sum() > 150
+    functional = f["legal_entities"].set_index("entity_id")["functional_currency"]
+    foreign = inv["currency"] != inv["entity_id"].map(functional)
+    assert foreign.any() and (inv.loc[foreign, "fx_rate"] != "1").all()
+    assert (inv.loc[~foreign, "fx_rate"] == "1").all()
+
+
+def test_jpy_amounts_are_whole_yen(wide):
+    _, _, f = wide
+    assert exponent("JPY") == 0
+    contracts = f["subscription_contracts"]
+    jpy = contracts[(contracts["currency"] == "JPY") & ~contracts["metered"]]
+    # the monthly plans cost 1,800 to 6,000 yen (annual: ten months), not 18.00 to 60.00
+    assert sorted(set(jpy["unit_amount"])) == [1800, 2700, 4000, 6000, 18000, 27000, 40000, 60000]
+    inv = f["invoices"]
+    jp = inv[inv["currency"] == "JPY"]
+    assert len(jp) == 1195 and set(jp["entity_id"]) <= {
+        "JP01",
+        "US01",
+        "UK01",
+        "DE01",
+        "FR01",
+        "CA01",
+        "AU01",
+        "NL01",
+        "SG01",
+        "SE01",
+    }
+    # 10 % consumption tax, rounded to whole yen per line (0 % for exports)
+    assert ((jp["tax"] == 0) | ((jp["tax"] - jp["subtotal"] / 10).abs() <= 2)).all()
+    assert (jp["tax"] > 0).mean() > 0.9
+    assert format_money(int(jp["total"].iloc[0]), "JPY") == "39,600 JPY"  # no decimals
+    # JP01 bills foreign customers in USD and EUR at about 150 yen per unit
+    own = inv[(inv["entity_id"] == "JP01") & (inv["currency"] != "JPY")]
+    assert set(own["currency"]) == {"USD", "EUR"}
+    assert own["fx_rate"].astype(float).between(100, 250).all()
+    fee = f["disputes"].set_index("currency")["fee"].groupby(level=0).first()
+    assert fee["JPY"] == CURRENCY_TABLE["JPY"][2] == 1500
+
+
+def test_late_changes_pick_from_the_wide_platform(wide):
+    folder, _, _ = wide
+    from sync_assets import cli
+
+    delivery = late_changes.late_changes(cli.read_drop(folder), 2025, "US01")
+    assert delivery.entity == "US01" and delivery.close_through == "2025-02-01"
+    assert delivery.voided_invoice.startswith("in_")
+
+
+def test_entities_and_months_bounds(tmp_path):
+    counts = generate(tmp_path / "one", 50, months=6, entities=1, bad_rows=0)
+    assert counts["legal_entities"] == 1
+    inv = filedrop.read_object(tmp_path / "one", "invoices")
+    assert set(inv["entity_id"]) == {"US01"}
+    assert inv["finalized_at"].max() < pd.Timestamp("2025-07-01", tz="UTC")
+    assert len(ENTITY_TABLE) == 20 and len({e[0] for e in ENTITY_TABLE}) == 20
+    for entity in ENTITY_TABLE:
+        assert abs(sum(p for _, p in entity[7]) - 1) < 1e-9, entity[0]
+    for _, prices, _ in CURRENCY_TABLE.values():  # a downgrade steps at most 1.5x down
+        assert all(b <= 1.5 * a for a, b in zip(prices, prices[1:]))
+    for bad in (dict(entities=0), dict(entities=21), dict(months=0)):
+        with pytest.raises(ValueError):
+            generate(tmp_path / "bad", 10, **bad)
+
+
+def test_demo_run_months_must_fit_the_partitions():
+    from sync_assets import demo_run
+
+    assert demo_run.periods(2025, 24)[::23] == ["2025-01-01", "2026-12-01"]
+    now = pd.Timestamp("2026-12-01", tz="UTC")
+    demo_run.check_range(2025, 24, 10, now=now)
+    with pytest.raises(ValueError, match="after the current month 2026-12.*at most 24 months"):
+        demo_run.check_range(2025, 25, 10, now=now)
+    with pytest.raises(ValueError, match="before the first monthly partition"):
+        demo_run.check_range(2024, 12, 3, now=now)
+    with pytest.raises(ValueError, match="--entities"):
+        demo_run.check_range(2025, 12, 21, now=now)
