@@ -15,13 +15,19 @@ already holds, the plan is:
   marked correction or is held, by the entity's policy;
 - a payment, refund, credit note or void waits until its invoice's journal is posted;
 - journals that broke a posting rule are held whole, with reason and owner.
+
+The plan reads of the ledger only what these rules look at (:func:`ledger_view`): the history
+of the proposed keys, the period's journals and the invoices that payments wait for; never the
+entity's other periods.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from sync_core.money import checked_sum
@@ -58,6 +64,32 @@ def content_hash(lines: pd.DataFrame) -> pd.Series:
     return text.groupby(ordered["journal_key"]).agg(
         lambda s: hashlib.sha256("\n".join(s).encode()).hexdigest()[:32]
     )
+
+
+def plan_documents(proposed: pd.DataFrame) -> set[str]:
+    """The documents whose ledger journals the plan of ``proposed`` looks at: the documents of
+    its journals, and the invoices its payments, refunds, credits and voids wait for."""
+    if proposed.empty:
+        return set()
+    docs = set(proposed["document_id"].dropna())
+    if "invoice_id" in proposed:
+        waits = proposed.loc[proposed["event"].isin(WAITS_FOR_INVOICE), "invoice_id"]
+        docs |= {i for i in waits.dropna() if isinstance(i, str)}
+    return docs
+
+
+def ledger_view(ledger, entity_id: str, period, documents: Iterable[str]) -> pd.DataFrame:
+    """The entity's ledger journals :func:`plan_postings` reads for one period: every journal
+    of ``documents`` (:func:`plan_documents`) and of the documents with a journal whose events
+    belong to ``period`` (``source_period``: the stale candidates, a correction posted to a
+    later period included). A journal key is (entity, event, document), so each key in the
+    view comes with its whole history (versions and reversals), and the plan over the view is
+    the plan over the entity's whole ledger, read by the (entity, document) and
+    (entity, source period) indexes instead of in full."""
+    docs = set(documents)
+    if period is not None:
+        docs |= ledger.period_documents(entity_id, period)
+    return ledger.journals(entity_id, documents=docs)
 
 
 def first_open_period(period: pd.Timestamp, closed: set[pd.Timestamp]) -> pd.Timestamp:
@@ -107,6 +139,7 @@ def plan_postings(
     )
     posting_now_invoices = set(first.loc[first["event"] == "invoice_finalized", "document_id"])
 
+    rows_of = proposed.groupby("journal_key", sort=False).indices  # key -> line positions
     for key, head in first.iterrows():
         h = hashes[key]
         prev = latest.get(key)
@@ -147,7 +180,7 @@ def plan_postings(
                 )
                 continue
             period, correction = first_open_period(period, closed_periods), True
-        lines = proposed[proposed["journal_key"] == key]
+        lines = proposed.iloc[rows_of[key]]
         version = 1 if prev is None else int(prev["version"]) + 1
         if live:  # reverse what the ERP holds before posting the new version
             rev_key = f"{prev['external_id']}-REV"
@@ -183,14 +216,14 @@ def plan_postings(
                 n=len(lines),
             )
         )
-        line_parts.append(("new", lines, eid))
+        line_parts.append(("new", rows_of[key], eid))
     headers += stale[0]
     line_parts += stale[1]
     held_rows += stale[2]
     held = pd.DataFrame(held_rows) if held_rows else empty_held
     return PostingPlan(
         headers=pd.DataFrame(headers, columns=HEADER_COLUMNS),
-        lines=_assemble_lines(line_parts),
+        lines=_assemble_lines(line_parts, proposed),
         held=held,
         unchanged=unchanged,
     )
@@ -290,15 +323,26 @@ def _transaction_date(date, period: pd.Timestamp) -> pd.Timestamp:
     return d if _utc(period) <= d <= end else end
 
 
-def _assemble_lines(parts) -> pd.DataFrame:
-    """Lines of new journals, and placeholders for reversals that the caller fills from the
-    ledger (``reversal_lines``)."""
-    frames = []
+def _assemble_lines(parts, proposed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Lines of new journals (``("new", positions in proposed, external id)``), and
+    placeholders for reversals that the caller fills from the ledger (``reversal_lines``),
+    in the order of ``parts``; consecutive new journals are taken from ``proposed`` at once."""
+    frames, run = [], []
+
+    def flush():
+        if run:
+            pos = np.concatenate([rows for rows, _ in run])
+            ids = np.repeat([eid for _, eid in run], [len(rows) for rows, _ in run])
+            frames.append(proposed.iloc[pos].assign(external_id=ids))
+            run.clear()
+
     for kind, src, eid in parts:
         if kind == "new":
-            frames.append(src.assign(external_id=eid))
+            run.append((src, eid))
         else:
+            flush()
             frames.append(pd.DataFrame({"external_id": [eid], "reverses": [src]}))
+    flush()
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -22,10 +22,18 @@ reconciling items.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from sync_core.posting import HOLD_COLUMNS, JOURNAL_COLUMNS, journal_lines
-from sync_core.posting_plan import content_hash, latest_versions, plan_postings, reversal_lines
+from sync_core.posting_plan import (
+    content_hash,
+    latest_versions,
+    plan_documents,
+    plan_postings,
+    reversal_lines,
+)
 
 PROPOSAL_COLUMNS = JOURNAL_COLUMNS + HOLD_COLUMNS + [
     "action", "status", "external_id", "reverses", "posting_period",
@@ -84,7 +92,7 @@ def propose(
     customers: pd.DataFrame,
     subsidiary: str | None,
     chart: dict[str, str],
-    posted: pd.DataFrame,
+    posted: pd.DataFrame | Callable[[set[str]], pd.DataFrame],
     ledger_lines,
     period: pd.Timestamp,
     closed_periods: set[pd.Timestamp],
@@ -92,7 +100,10 @@ def propose(
     open_exceptions: pd.DataFrame,
 ) -> pd.DataFrame:
     """The period's proposal (``PROPOSAL_COLUMNS``). ``lines``: the month's accounting lines
-    (``accounting_lines``); ``posted``: the ledger's journal headers of the entity;
+    (``accounting_lines``); ``customers``: at least the customers of those lines;
+    ``posted``: the ledger's journal headers of the entity, or a function of the documents
+    the plan looks at (:func:`sync_core.posting_plan.plan_documents`) that returns at least
+    the journals :func:`sync_core.posting_plan.ledger_view` returns;
     ``ledger_lines(external_ids)``: the ledger's lines of those journals."""
     held_docs = held_invoices(lines, customers, open_exceptions)
     doc_customers = _document_customers(lines)
@@ -100,6 +111,8 @@ def propose(
     if extra := {k: v for k, v in _held_here(every).items() if k not in held_docs}:
         held_docs.update(extra)  # this month's held invoices hold their revenue too
         every, _ = journal_lines(lines, doc_customers, customers, subsidiary, chart, held_docs)
+    if callable(posted):
+        posted = posted(plan_documents(every))
     ready = every[every["reason_code"].isna()]
     plan = plan_postings(ready[JOURNAL_COLUMNS], posted, closed_periods, policy,
                          period=period, known_keys=set(every["journal_key"]))  # fmt: skip
@@ -187,15 +200,17 @@ def _apply_plan(out: pd.DataFrame, plan, posted: pd.DataFrame) -> None:
     """External id, posting period and plan holds (waiting, closed period) onto the lines."""
     heads = plan.headers[plan.headers["reverses"].isna()]
     key_of = heads["external_id"].str.replace(r"-v\d+$", "", regex=True)
-    eid = pd.Series(heads["external_id"].to_numpy(), index=key_of.to_numpy())
-    when = pd.Series(pd.to_datetime(heads["period"], utc=True).to_numpy(), index=key_of.to_numpy())
+    eid = dict(zip(key_of, heads["external_id"], strict=True))
+    when = dict(zip(key_of, pd.to_datetime(heads["period"], utc=True), strict=True))
     live = latest_versions(posted)
-    for key in plan.unchanged:
+    for key in plan.unchanged:  # (a dict: enlarging a Series key by key is quadratic)
         if key in live:
             eid[key] = live[key]["external_id"]
             when[key] = pd.Timestamp(live[key]["period"]).tz_localize("UTC")
-    out["external_id"] = out["journal_key"].map(eid)
-    out["posting_period"] = pd.to_datetime(out["journal_key"].map(when), utc=True)
+    out["external_id"] = out["journal_key"].map(pd.Series(list(eid.values()), index=list(eid),
+                                                          dtype=object))  # fmt: skip
+    when_s = pd.Series(list(when.values()), index=list(when), dtype=object)
+    out["posting_period"] = pd.to_datetime(out["journal_key"].map(when_s), utc=True)
     revs = plan.headers[plan.headers["reverses"].notna()]
     rev_of = pd.Series(revs["reverses"].to_numpy(),
                        index=revs["reverses"].str.replace(r"-v\d+$", "", regex=True).to_numpy())  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,7 +45,11 @@ journals = sa.Table(
     sa.Column("transaction_date", sa.Date, nullable=True),  # the ERP's tranDate
     sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
 )
+# the posting plan's reads: a key's history by its document (a journal key is entity, event and
+# document), the journals of one source period (stale ones), the journals posted in a period
 sa.Index("ix_ledger_journals_document", journals.c.entity_id, journals.c.document_id)
+sa.Index("ix_ledger_journals_source_period", journals.c.entity_id, journals.c.source_period)
+sa.Index("ix_ledger_journals_period", journals.c.entity_id, journals.c.period)
 
 journal_lines = sa.Table(
     "ledger_journal_lines",
@@ -96,31 +101,40 @@ class SqlLedger:
         self.engine = engine
         ledger_metadata.create_all(engine, checkfirst=True)
         _add_missing_columns(engine, journals)
+        _add_missing_indexes(engine, journals)
 
     # -- reads ---------------------------------------------------------------------------
-    def journals(self, entity_id: str | None = None) -> pd.DataFrame:
+    def journals(
+        self, entity_id: str | None = None, *, documents: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """Journal headers (every version and reversal), by external id: all of them, or of
+        one entity; with ``documents``, only the journals of those document ids, which is the
+        whole history of every journal key of those documents."""
         q = sa.select(journals)
         if entity_id is not None:
             q = q.where(journals.c.entity_id == entity_id)
-        with self.engine.connect() as conn:
-            res = conn.execute(q.order_by(journals.c.external_id))
-            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        return _read_in(self.engine, q, journals.c.document_id, documents, ["external_id"])
 
-    def lines(self, external_ids: list[str] | None = None) -> pd.DataFrame:
+    def period_documents(self, entity_id: str, source_period) -> set[str]:
+        """Documents of the entity's journals whose events belong to ``source_period``
+        (whatever period they were posted in: a correction moved out of a closed one too)."""
+        q = sa.select(journals.c.document_id).distinct().where(
+            journals.c.entity_id == entity_id,
+            journals.c.source_period == pd.Timestamp(source_period).date(),
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+    def lines(self, external_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Journal lines, all of them or of ``external_ids``, by external id and line."""
         q = sa.select(journal_lines)
-        if external_ids is not None:
-            q = q.where(journal_lines.c.external_id.in_(external_ids))
-        with self.engine.connect() as conn:
-            res = conn.execute(q.order_by(journal_lines.c.external_id, journal_lines.c.line_no))
-            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        order = ["external_id", "line_no"]
+        return _read_in(self.engine, q, journal_lines.c.external_id, external_ids, order)
 
-    def line_sources(self, external_ids: list[str] | None = None) -> pd.DataFrame:
+    def line_sources(self, external_ids: Iterable[str] | None = None) -> pd.DataFrame:
         q = sa.select(line_sources)
-        if external_ids is not None:
-            q = q.where(line_sources.c.external_id.in_(external_ids))
-        with self.engine.connect() as conn:
-            res = conn.execute(q.order_by(line_sources.c.external_id, line_sources.c.line_no))
-            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        order = ["external_id", "line_no"]
+        return _read_in(self.engine, q, line_sources.c.external_id, external_ids, order)
 
     def posted_ids(self, external_ids: list[str]) -> set[str]:
         if not external_ids:
@@ -167,6 +181,37 @@ class SqlLedger:
         return LedgerPostResult(
             inserted=[i for i in ids if i in new], already_posted=[i for i in ids if i not in new]
         )
+
+
+def _read_in(engine, q, column, values, order: list[str], chunk: int = 5000) -> pd.DataFrame:
+    """Rows of ``q`` (all, or those whose ``column`` is in ``values``, read in chunks of
+    bound parameters), ordered by ``order``."""
+    table = column.table
+    ordered = q.order_by(*(table.c[c] for c in order))
+    with engine.connect() as conn:
+        if values is None:
+            res = conn.execute(ordered)
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        wanted = sorted(set(values))
+        rows = []
+        for i in range(0, max(len(wanted), 1), chunk):
+            res = conn.execute(ordered.where(column.in_(wanted[i : i + chunk])))
+            rows.extend(res.fetchall())
+            keys = list(res.keys())
+    out = pd.DataFrame(rows, columns=keys)
+    if len(wanted) > chunk:
+        out = out.sort_values(order, kind="stable").reset_index(drop=True)
+    return out
+
+
+def _add_missing_indexes(engine: sa.Engine, table: sa.Table) -> None:
+    """A ledger created before an index was declared gets it (idempotent)."""
+    have = {i["name"] for i in sa.inspect(engine).get_indexes(table.name)}
+    missing = [ix for ix in table.indexes if ix.name not in have]
+    if missing:
+        with engine.begin() as conn:
+            for ix in missing:
+                conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
 
 
 def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:

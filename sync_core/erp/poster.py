@@ -21,7 +21,13 @@ import pandas as pd
 from sync_core.erp.ledger import LINE_COLS, SqlLedger
 from sync_core.erp.queue import ExceptionQueue
 from sync_core.posting import line_sources
-from sync_core.posting_plan import WAITS_FOR_INVOICE, plan_postings, reversal_lines
+from sync_core.posting_plan import (
+    WAITS_FOR_INVOICE,
+    ledger_view,
+    plan_documents,
+    plan_postings,
+    reversal_lines,
+)
 
 OWNER_OF_ERP_CODE = {"PERIOD_CLOSED": "finance", "PERIOD_LOCKED": "finance"}
 
@@ -56,8 +62,9 @@ def post_period(
     ``known_keys``: every journal key of the period's proposal, held ones included; a live
     journal of the period outside them and ``proposed`` is stale and gets reversed.
     ``accounting_lines``: the month's lines, to record what each summarized line is made of.
+    Of the ledger it reads only what the plan needs (``posting_plan.ledger_view``).
     """
-    posted = ledger.journals(entity_id)
+    posted = ledger_view(ledger, entity_id, period, plan_documents(proposed))
     plan = plan_postings(proposed, posted, set(closed_periods), policy, run_id,
                          period=period, known_keys=set(known_keys))  # fmt: skip
     lines = _final_lines(plan, ledger)
