@@ -8,7 +8,7 @@ a target is a ceiling: ``ours <= target``. ``--smoke`` runs tiny sizes (used by 
 suite) and does not overwrite results.json unless ``--out`` is given.
 
 The modules in ``OPT_IN`` take many minutes; they run only when asked for, by their flag
-(``--demo-100k``) or by name with ``--only``.
+(``--demo-100k``, ``--backfill``) or by name with ``--only``.
 """
 
 import argparse
@@ -39,10 +39,12 @@ BENCHMARKS = {
     ),
     # opt-in (OPT_IN): the smoke run never starts them
     "benchmarks.bench_demo_100k": ({"subscriptions": 100_000}, None),
+    "benchmarks.bench_backfill": ({"subscriptions": 1_000}, None),
 }
 # module -> flag; these run only with their flag or when selected by --only
 OPT_IN = {
     "benchmarks.bench_demo_100k": "--demo-100k",
+    "benchmarks.bench_backfill": "--backfill",
 }
 # rows whose ratio is ours / peer (a growth factor): lower is better, ok when ratio <= target
 LOWER_IS_BETTER = {"month_close_growth", "month_close_growth_wall"}
