@@ -230,7 +230,8 @@ def main(subscriptions: int = 1_000, timeout_s: float = 1800.0) -> list[dict]:
                 raise RuntimeError(f"launchPartitionBackfill: {res}")
             backfill_id = res["backfillId"]
             print(
-                f"# backfill {backfill_id} of {len(params['assetSelection'])} assets x {PARTITION}"
+                f"# backfill {backfill_id} of {len(params['assetSelection'])} assets x {PARTITION}",
+                flush=True,
             )
             with dg.DagsterInstance.from_config(home) as inst:
                 seen = -1
