@@ -20,7 +20,7 @@ from sync_assets import billing
 from sync_assets.metadata import check_result, frame_metadata
 from sync_assets.partitions import entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import ProposedJournalModel
-from sync_core.proposal import propose
+from sync_core.proposal import may_post, propose
 from sync_core.proposal_checks import merge_outcomes, proposal_checks
 
 with warnings.catch_warnings():
@@ -38,10 +38,16 @@ CHECKS = {
 }
 
 
-def build_proposal(wh, erp, entity: str, period: pd.Timestamp) -> pd.DataFrame:
+def build_proposal(
+    wh, erp, entity: str, period: pd.Timestamp, posting_earlier: frozenset = frozenset()
+) -> pd.DataFrame:
     """The partition's proposal from stored lines and the ERP's current state: of the
     customers only those of the month's lines, of the ledger only what the posting plan reads
-    (``posting_plan.ledger_view``), so a month costs the same in the entity's 1st or 10th year."""
+    (``posting_plan.ledger_view``), so a month costs the same in the entity's 1st or 10th year.
+
+    ``posting_earlier``: journal keys that earlier months of the same ranged run propose to
+    post (``erp_postings`` posts the months in order): their open exceptions are judged as the
+    month-by-month runs would see them, resolved by the time this month posts."""
     from sync_core.posting_plan import ledger_view
     from sync_core.warehouse.schema import TABLES
 
@@ -63,8 +69,14 @@ def build_proposal(wh, erp, entity: str, period: pd.Timestamp) -> pd.DataFrame:
         period=period,
         closed_periods=erp.closed_periods(entity),
         policy=cfg.period_policy(entity),
-        open_exceptions=erp.queue().open(entity),
+        open_exceptions=_still_open(erp.queue().open(entity), posting_earlier),
     )
+
+
+def _still_open(queue: pd.DataFrame, posting_earlier: frozenset) -> pd.DataFrame:
+    if not posting_earlier or queue.empty:
+        return queue
+    return queue[~queue["journal_key"].isin(posting_earlier)].reset_index(drop=True)
 
 
 @dg.asset(
@@ -95,9 +107,10 @@ def proposed_journals(
     wh = warehouse.get()
     proposals, outcomes, labels = [], [], []
     for entity, periods in partitions_by_entity(context.partition_keys).items():
-        closed = erp.closed_periods(entity)
+        closed, earlier = erp.closed_periods(entity), frozenset()
         for period in periods:
-            proposal = build_proposal(wh, erp, entity, period)
+            proposal = build_proposal(wh, erp, entity, period, earlier)
+            earlier |= set(proposal.loc[may_post(proposal), "journal_key"])
             schedule = wh.read("revenue_schedules", entity, period)
             outcomes.append(proposal_checks(proposal, schedule, closed))
             proposals.append(proposal)
