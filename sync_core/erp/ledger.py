@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 ledger_metadata = sa.MetaData()
 
@@ -237,16 +236,32 @@ def _py(df: pd.DataFrame, cols: list[str]) -> list[dict]:
     return recs
 
 
+_STAGE = sa.Table(  # SQLite staging of journal headers (per connection)
+    "stage_journals",
+    sa.MetaData(),
+    *[sa.Column(c.name, c.type) for c in journals.columns if c.name in JOURNAL_COLS],
+    prefixes=["TEMPORARY"],
+)
+
+
 def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]:
-    ins = sqlite.insert(journals) if conn.dialect.name == "sqlite" else postgresql.insert(journals)
-    inserted: list[str] = []
-    for rec in _py(headers, JOURNAL_COLS):
-        res = conn.execute(ins.values(**rec).on_conflict_do_nothing(index_elements=["external_id"]))
-        if res.rowcount == 1:
-            inserted.append(rec["external_id"])
+    """SQLite: the headers into a temporary staging table (one executemany), then
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` names the journals that were
+    not there yet; only their lines are inserted (one transaction, as on PostgreSQL)."""
+    _STAGE.create(conn, checkfirst=True)
+    conn.execute(sa.delete(_STAGE))
+    conn.execute(sa.insert(_STAGE), _py(headers, JOURNAL_COLS))  # typed like the ledger
+    cols = ", ".join(JOURNAL_COLS)
+    inserted = [
+        r[0]
+        for r in conn.exec_driver_sql(
+            f"INSERT INTO ledger_journals ({cols}) SELECT {cols} FROM stage_journals WHERE true "
+            "ON CONFLICT (external_id) DO NOTHING RETURNING external_id"
+        )
+    ]
+    conn.execute(sa.delete(_STAGE))
     if inserted:
-        new = set(inserted)
-        mine = lines[lines["external_id"].isin(new)]
+        mine = lines[lines["external_id"].isin(set(inserted))]
         if len(mine):
             conn.execute(sa.insert(journal_lines), _py(mine, LINE_COLS))
     return inserted
