@@ -53,6 +53,32 @@ def test_migrations_run_once_and_match_the_table_definitions(warehouse_url):
     for name, table in TABLES.items():
         cols = {c["name"] for c in inspector.get_columns(name)}
         assert cols == {c.name for c in table.columns}, name
+        indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes(name)}
+        for ix in table.indexes:
+            assert indexes.get(ix.name) == [c.name for c in ix.columns], (name, ix.name)
+        if {"entity_id", "period"} <= set(table.c.keys()):
+            assert indexes[f"ix_{name}_partition"] == ["entity_id", "period"], name
+
+
+def test_migration_7_adds_the_partition_indexes_to_an_older_database(warehouse_url):
+    """A warehouse whose tables lack the (entity_id, period) index gets it, once; one that has
+    it is left as it is."""
+    wh = Warehouse(warehouse_url)
+    partitioned = [n for n, t in TABLES.items() if {"entity_id", "period"} <= set(t.c.keys())]
+    assert {"invoices", "revenue_schedules", "exceptions"} <= set(partitioned)
+    with wh.engine.begin() as conn:  # back to the shape before version 7
+        for name in ("invoices", "exceptions"):
+            conn.execute(sa.text(f"DROP INDEX ix_{name}_partition"))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version = 7"))
+    assert "ix_invoices_partition" not in {
+        ix["name"] for ix in sa.inspect(wh.engine).get_indexes("invoices")
+    }
+    assert migrate(wh.engine) == [7]
+    assert migrate(wh.engine) == []
+    inspector = sa.inspect(wh.engine)
+    for name in partitioned:
+        indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes(name)}
+        assert indexes[f"ix_{name}_partition"] == ["entity_id", "period"], name
 
 
 def test_partition_round_trip_and_replacement(warehouse_url):

@@ -10,8 +10,6 @@ COPY into temporary staging tables, then ``INSERT ... SELECT ... ON CONFLICT DO 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +17,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+from sync_core.warehouse.fast_io import copy_frame
 
 ledger_metadata = sa.MetaData()
 
@@ -267,25 +267,6 @@ def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]
     return inserted
 
 
-def _copy(conn, table: str, df: pd.DataFrame, cols: list[str]) -> None:
-    """COPY ``df[cols]`` into ``table`` as CSV; nulls as ``\\N``."""
-    columns = []
-    for c in cols:
-        s = df[c]
-        nulls = s.isna()
-        columns.append(
-            np.where(nulls, "\\N", s.to_numpy(object)).tolist() if nulls.any() else s.tolist()
-        )
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(zip(*columns, strict=True))
-    buf.seek(0)
-    raw = conn.connection.dbapi_connection
-    with raw.cursor() as cur:
-        cur.copy_expert(
-            f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf
-        )
-
-
 def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]:
     """COPY to staging, then INSERT ... SELECT ... ON CONFLICT DO NOTHING (one transaction)."""
     conn.execute(
@@ -306,7 +287,7 @@ def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str
     stamps = pd.to_datetime(h["posted_at"], utc=True).dt.tz_convert(None)
     h["posted_at"] = np.char.add(np.datetime_as_string(stamps.to_numpy("datetime64[us]")), "+00")
     h["correction"] = h["correction"].map({True: "t", False: "f"})
-    _copy(conn, "stage_journals", h, JOURNAL_COLS)
+    copy_frame(conn, "stage_journals", h, JOURNAL_COLS)
     inserted = list(
         conn.execute(
             sa.text(
@@ -322,7 +303,7 @@ def _post_postgres(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str
     else:
         mine = lines.iloc[:0]
     if len(mine):
-        _copy(conn, "stage_journal_lines", mine, LINE_COLS)
+        copy_frame(conn, "stage_journal_lines", mine, LINE_COLS)
         conn.execute(
             sa.text(
                 f"INSERT INTO ledger_journal_lines ({', '.join(LINE_COLS)}) "

@@ -84,6 +84,24 @@ def _document_store(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[TABLES[n] for n in DOCUMENT_TABLES], checkfirst=True)
 
 
+def _partition_indexes(conn: sa.Connection) -> None:
+    """An index on ``(entity_id, period)`` for every table that has both columns (what a
+    partition read, delete and insert select by), named as ``schema.py`` declares it
+    (``ix_<table>_partition``); ``CREATE INDEX IF NOT EXISTS``, so a database that has it
+    already is left as it is. A table created by a later migration gets its index there."""
+    inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for name, table in TABLES.items():
+        if not {"entity_id", "period"} <= set(table.c.keys()) or not inspector.has_table(name):
+            continue
+        conn.execute(
+            sa.text(
+                f"CREATE INDEX IF NOT EXISTS {quote(f'ix_{name}_partition')} "
+                f"ON {quote(name)} (entity_id, period)"
+            )
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
@@ -95,6 +113,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     ),
     (5, "reconciliation drift per account and reconciling items", _reconciliation),
     (6, "accounting lines, proposed journals, held journal lines in erp_postings", _proposals),
+    (7, "index on (entity_id, period) of every partitioned table", _partition_indexes),
     (8, "document store of incremental recognition", _document_store),
 ]
 

@@ -1,4 +1,4 @@
-"""Partition-atomic reads and writes over SQLAlchemy."""
+"""Partition-atomic reads and writes over SQLAlchemy (bulk paths in ``fast_io``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from sync_core.warehouse import fast_io
 from sync_core.warehouse.migrations import migrate
 from sync_core.warehouse.schema import TABLES
 
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 _ENGINES: dict[str, sa.Engine] = {}
 _MIGRATED: set[str] = set()
 _LOCK = threading.Lock()
@@ -45,35 +47,13 @@ def _as_date(period) -> date:
     return date(ts.year, ts.month, ts.day)
 
 
-def _records(df: pd.DataFrame, table: sa.Table) -> list[dict]:
-    """DataFrame rows as plain Python values for the table's columns."""
-    cols = [c.name for c in table.columns if c.name in df.columns]
-    out: dict[str, list] = {}
-    for name in cols:
-        s = df[name]
-        coltype = table.c[name].type
-        if isinstance(coltype, sa.Date):
-            vals = [None if pd.isna(v) else _as_date(v) for v in s]
-        elif isinstance(coltype, sa.DateTime):
-            ts = pd.to_datetime(s, utc=True)
-            vals = [None if pd.isna(v) else v.to_pydatetime() for v in ts]
-        elif isinstance(coltype, sa.BigInteger):
-            vals = [None if pd.isna(v) else int(v) for v in s]
-        elif isinstance(coltype, sa.Boolean):
-            vals = [None if pd.isna(v) else bool(v) for v in s]
-        else:
-            vals = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in s]
-        out[name] = vals
-    n = len(df)
-    return [{k: out[k][i] for k in cols} for i in range(n)]
-
-
 class Warehouse:
     """SQL storage for the canonical and derived tables.
 
-    ``replace_partition`` is the only write path for partitioned tables: it deletes the
-    (entity, period) rows of every table it is given and inserts the new ones in one
-    transaction, so a failure mid-write leaves the previous partition intact.
+    ``replace_partitions`` (``replace_partition`` for one month) is the only write path for
+    partitioned tables: it deletes the (entity, period) rows of every table it is given and
+    inserts the new ones in one transaction, so a failure mid-write leaves the previous
+    partitions intact.
     """
 
     def __init__(self, url: str):
@@ -99,65 +79,60 @@ class Warehouse:
     ) -> dict[str, int]:
         """Delete + insert the partition of each table (and its exceptions) atomically.
 
+        Every row is written in ``period`` (a ``period`` column in the frames is overwritten);
         ``exception_scope`` = (stage, object types): the exception rows of that stage and
         those object types in the partition are replaced by ``exceptions``.
         """
-        p = _as_date(period)
+        month = pd.Timestamp(_as_date(period))
+        frames = {name: df.assign(period=month) for name, df in frames.items()}
+        if exceptions is not None:
+            exceptions = exceptions.assign(period=month)
+        return self.replace_partitions(
+            entity_id, [period], frames, exceptions, exception_scope, run_id
+        )
+
+    def replace_partitions(
+        self,
+        entity_id: str,
+        periods: Iterable,
+        frames: Mapping[str, pd.DataFrame],
+        exceptions: pd.DataFrame | None = None,
+        exception_scope: tuple[str, Iterable[str]] | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, int]:
+        """Replace several periods of one entity in one transaction.
+
+        For each table in ``frames`` the rows of ``entity_id`` in every one of ``periods`` are
+        deleted (a period with no new rows becomes empty) and the frame's rows inserted; each
+        row carries its ``period``, which must be one of ``periods`` (and its ``entity_id``,
+        if given, ``entity_id``), else ValueError before anything is written. Exceptions
+        (with ``period``) replace the rows of ``exception_scope`` = (stage, object types) in
+        those periods, keeping the first ``detected_at``/``run_id`` of one seen again. On
+        PostgreSQL the transaction first takes an advisory lock on the entity, so writers of
+        one entity's partitions run one after the other.
+        """
+        days = sorted({_as_date(p) for p in periods})
+        checked = {name: _in_partitions(name, df, entity_id, days) for name, df in frames.items()}
+        if exception_scope is not None and exceptions is not None:
+            exceptions = _in_partitions("exceptions", exceptions, entity_id, days, entity=False)
         written: dict[str, int] = {}
         with self.engine.begin() as conn:
-            for name, df in frames.items():
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext('warehouse:' || :entity))"),
+                    {"entity": entity_id},
+                )
+            for name, df in checked.items():
                 table = TABLES[name]
                 conn.execute(
-                    sa.delete(table).where(table.c.entity_id == entity_id, table.c.period == p)
+                    sa.delete(table).where(table.c.entity_id == entity_id, table.c.period.in_(days))
                 )
                 if len(df):
-                    bad = df[(df["entity_id"] != entity_id)] if "entity_id" in df else df.iloc[:0]
-                    if len(bad):
-                        raise ValueError(
-                            f"{name}: {len(bad)} rows outside partition {entity_id}|{p}"
-                        )
-                    conn.execute(sa.insert(table), _records(df.assign(period=p), table))
+                    fast_io.insert_frame(conn, table, df)
                 written[name] = len(df)
             if exception_scope is not None:
-                stage, object_types = exception_scope
-                ex = TABLES["exceptions"]
-                scope = (
-                    ex.c.entity_id == entity_id,
-                    ex.c.period == p,
-                    ex.c.stage == stage,
-                    ex.c.object_type.in_(list(object_types)),
-                )
-                # an exception seen again keeps when and by which run it was first detected
-                seen = {
-                    (r.object_type, r.source_id, r.rule): (r.detected_at, r.run_id)
-                    for r in conn.execute(
-                        sa.select(
-                            ex.c.object_type,
-                            ex.c.source_id,
-                            ex.c.rule,
-                            ex.c.detected_at,
-                            ex.c.run_id,
-                        ).where(*scope)
-                    )
-                }
-                conn.execute(sa.delete(ex).where(*scope))
-                if exceptions is not None and len(exceptions):
-                    now = datetime.now(UTC)
-                    first = [
-                        seen.get((o, s, r), (now, run_id))
-                        for o, s, r in zip(
-                            exceptions["object_type"], exceptions["source_id"], exceptions["rule"]
-                        )
-                    ]
-                    rows = exceptions.assign(
-                        entity_id=entity_id,
-                        period=p,
-                        stage=stage,
-                        detected_at=[f[0] for f in first],
-                        run_id=[f[1] for f in first],
-                    )
-                    conn.execute(sa.insert(ex), _records(rows, ex))
-                written["exceptions"] = 0 if exceptions is None else len(exceptions)
+                n = _replace_exceptions(conn, entity_id, days, exceptions, exception_scope, run_id)
+                written["exceptions"] = n
         return written
 
     def replace_table(self, name: str, df: pd.DataFrame) -> int:
@@ -166,7 +141,7 @@ class Warehouse:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(table))
             if len(df):
-                conn.execute(sa.insert(table), _records(df, table))
+                fast_io.insert_frame(conn, table, df)
         return len(df)
 
     def read(
@@ -175,19 +150,34 @@ class Warehouse:
         entity_id: str | None = None,
         period=None,
         where: sa.ColumnElement | None = None,
+        *,
+        columns: Iterable[str] | None = None,
+        periods: tuple | None = None,
     ) -> pd.DataFrame:
-        """Rows of a table (optionally one entity / one period), typed like the contract."""
+        """Rows of a table, typed like the contract (see ``_typed``).
+
+        ``entity_id``, ``period`` (one month) and ``where`` filter the rows; ``periods`` =
+        (first, last) keeps the months from ``first`` through ``last`` (inclusive, either
+        Timestamp-like, None for open); ``columns`` keeps only those columns, in table order
+        (an unknown name is a ValueError; filters need not be among them).
+        """
         table = TABLES[name]
-        q = sa.select(table)
+        names = _selected(table, columns)
+        criteria = []
         if entity_id is not None:
-            q = q.where(table.c.entity_id == entity_id)
+            criteria.append(table.c.entity_id == entity_id)
         if period is not None:
-            q = q.where(table.c.period == _as_date(period))
+            criteria.append(table.c.period == _as_date(period))
+        if periods is not None:
+            first, last = periods
+            if first is not None:
+                criteria.append(table.c.period >= _month(first))
+            if last is not None:
+                criteria.append(table.c.period <= _month(last))
         if where is not None:
-            q = q.where(where)
+            criteria.append(where)
         with self.engine.connect() as conn:
-            result = conn.execute(q)
-            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            df = fast_io.read_rows(conn, table, names, criteria)
         return _typed(df, table)
 
     def close_period(self, entity_id: str, through, closed_by: str | None = None) -> None:
@@ -235,20 +225,113 @@ class Warehouse:
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+def _month(value) -> date:
+    ts = pd.Timestamp(value)
+    return date(ts.year, ts.month, 1)
+
+
+def _selected(table: sa.Table, columns: Iterable[str] | None) -> list[str]:
+    """The names of ``columns`` in table order (all columns when None)."""
+    if columns is None:
+        return [c.name for c in table.columns]
+    wanted = [columns] if isinstance(columns, str) else list(columns)
+    unknown = sorted(set(wanted) - set(table.c.keys()))
+    if unknown or not wanted:
+        raise ValueError(f"{table.name}: unknown or no columns {unknown}")
+    return [c.name for c in table.columns if c.name in wanted]
+
+
+def _in_partitions(
+    name: str, df: pd.DataFrame, entity_id: str, days: list[date], entity: bool = True
+) -> pd.DataFrame:
+    """``df`` if every row is in one of the partitions: its ``period`` one of ``days`` and,
+    with ``entity`` and an ``entity_id`` column, its entity ``entity_id``; else ValueError."""
+    TABLES[name]  # an unknown table is a KeyError, before anything is written
+    if not len(df):
+        return df
+    if "period" not in df:
+        raise ValueError(f"{name}: rows without a period column")
+    allowed = np.array([d.isoformat() for d in days], dtype=object)
+    bad = ~np.isin(fast_io.dates(df["period"]), allowed)
+    if entity and "entity_id" in df:
+        bad |= (df["entity_id"] != entity_id).to_numpy()
+    if bad.any():
+        where = ",".join(str(d) for d in days)
+        raise ValueError(f"{name}: {int(bad.sum())} rows outside partition {entity_id}|{where}")
+    return df
+
+
+def _replace_exceptions(conn, entity_id, days, exceptions, exception_scope, run_id) -> int:
+    """Replace the scoped exception rows of the periods; an exception seen again (same
+    period, object type, source id and rule) keeps when and by which run it was first
+    detected."""
+    stage, object_types = exception_scope
+    ex = TABLES["exceptions"]
+    scope = (
+        ex.c.entity_id == entity_id,
+        ex.c.period.in_(days),
+        ex.c.stage == stage,
+        ex.c.object_type.in_(list(object_types)),
+    )
+    seen = {
+        (str(r.period), r.object_type, r.source_id, r.rule): (_utc(r.detected_at), r.run_id)
+        for r in conn.execute(
+            sa.select(
+                ex.c.period,
+                ex.c.object_type,
+                ex.c.source_id,
+                ex.c.rule,
+                ex.c.detected_at,
+                ex.c.run_id,
+            ).where(*scope)
+        )
+    }
+    conn.execute(sa.delete(ex).where(*scope))
+    if exceptions is None or not len(exceptions):
+        return 0
+    now = pd.Timestamp.now(tz="UTC")
+    keys = zip(
+        fast_io.dates(exceptions["period"]),
+        exceptions["object_type"],
+        exceptions["source_id"],
+        exceptions["rule"],
+        strict=True,
+    )
+    first = [seen.get(k, (now, run_id)) for k in keys]
+    rows = exceptions.assign(
+        entity_id=entity_id,
+        stage=stage,
+        detected_at=pd.to_datetime([f[0] for f in first], utc=True),
+        run_id=[f[1] for f in first],
+    )
+    fast_io.insert_frame(conn, ex, rows)
+    return len(exceptions)
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def _typed(df: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """The contract's dtypes: dates and datetimes UTC, BigInteger int64 (nullable Int64 when
+    a NULL is present), booleans bool (NULL as False), text object (None for NULL). A column
+    that has its dtype already is left as it is (the bulk reader gives most of them)."""
     for col in table.columns:
         if col.name not in df:
             continue
+        s = df[col.name]
         if isinstance(col.type, sa.Date | sa.DateTime):
-            df[col.name] = pd.to_datetime(df[col.name], utc=True)
+            if s.dtype != _UTC_NS:
+                df[col.name] = pd.to_datetime(s, utc=True)
         elif isinstance(col.type, sa.BigInteger):
-            df[col.name] = (
-                df[col.name].astype("int64")
-                if not col.nullable or df[col.name].notna().all()
-                else df[col.name].astype("Int64")
-            )
+            target = "int64" if not col.nullable or s.notna().all() else "Int64"
+            if s.dtype != target:
+                df[col.name] = s.astype(target)
         elif isinstance(col.type, sa.Boolean):
-            df[col.name] = df[col.name].astype(bool) if len(df) else df[col.name].astype(bool)
+            if s.dtype != bool:
+                df[col.name] = s.astype(bool)
         elif isinstance(col.type, sa.Text):
-            df[col.name] = df[col.name].astype(object)
+            if s.dtype != object:
+                df[col.name] = s.astype(object)
     return df
