@@ -1,4 +1,11 @@
-"""The subscription-platform source resource: the file drop, or the seeded demo platform."""
+"""The subscription-platform source resource: the file drop, or the seeded demo platform.
+
+Reading is parse-once: an object's files are parsed, its records given their accounting period
+(and, for the Stripe mirror, reduced to the latest snapshot per id) once per content version,
+and a partition is then a lookup (``filedrop.PartitionIndex``). The cache holds one version of
+each object per folder, with no per-entity copies: a changed file (name, mtime or size), a
+changed header file for a line object, or a newly committed mirror batch replaces it.
+"""
 
 import threading
 from pathlib import Path
@@ -9,7 +16,8 @@ import pandas as pd
 from sync_core import filedrop
 from sync_core.stripe import landing
 
-_CACHE: dict[tuple, pd.DataFrame] = {}
+# (folder, "files" | "mirror", object) -> (content version, the object's records)
+_CACHE: dict[tuple[str, str, str], tuple[tuple, filedrop.PartitionIndex]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -18,18 +26,39 @@ def _fingerprint(folder: Path, object_name: str) -> tuple:
     return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
-def read_cached(folder: Path, object_name: str) -> pd.DataFrame:
-    """Parse an object's files once per content version (name, mtime, size) per process."""
-    key = (str(folder.resolve()), object_name, _fingerprint(folder, object_name))
+def read_indexed(
+    folder: Path, object_name: str, committed: frozenset[str] | None = None
+) -> filedrop.PartitionIndex:
+    """An object's records with their period, parsed once per content version per process.
+
+    ``committed``: the Stripe mirror's committed batches (``landing.latest_records``); None for
+    a plain file drop. A line object's version includes its header's files: its records take
+    the period of their header document.
+    """
+    header_name = filedrop.HEADER_OF.get(object_name, (None,))[0]
+    version = (
+        _fingerprint(folder, object_name),
+        _fingerprint(folder, header_name) if header_name else (),
+        None if committed is None else tuple(sorted(committed)),
+    )
+    key = (str(folder.resolve()), "files" if committed is None else "mirror", object_name)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
-    if hit is None:
-        hit = filedrop.read_object(folder, object_name)
-        with _CACHE_LOCK:
-            for k in [k for k in _CACHE if k[:2] == key[:2]]:
-                del _CACHE[k]
-            _CACHE[key] = hit
-    return hit
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        _CACHE.pop(key, None)  # the old version goes before the new one is parsed
+    header = read_indexed(folder, header_name, committed).frame if header_name else None
+    records = filedrop.read_object(folder, object_name)
+    if committed is not None:
+        records = landing.latest_records(records, object_name, set(committed), header)
+    if object_name != "legal_entities":
+        records = filedrop.add_period(object_name, records, header)
+    index = filedrop.PartitionIndex(records)
+    with _CACHE_LOCK:
+        for k in [k for k in _CACHE if not Path(k[0]).is_dir()]:  # a folder since removed
+            del _CACHE[k]
+        _CACHE[key] = (version, index)
+    return index
 
 
 class BillingSourceResource(dg.ConfigurableResource):
@@ -64,34 +93,18 @@ class BillingSourceResource(dg.ConfigurableResource):
         return folder
 
     def read(self, object_name: str) -> pd.DataFrame:
-        """Every record of an object, typed, with its accounting ``period``."""
-        folder = self.folder()
-        df = self._records(folder, object_name)
-        if object_name == "legal_entities":
-            return df
-        header = None
-        if object_name in filedrop.HEADER_OF:
-            header_name = filedrop.HEADER_OF[object_name][0]
-            header = filedrop.with_period(header_name, self._records(folder, header_name))
-        return filedrop.with_period(object_name, df, header)
-
-    def _records(self, folder: Path, object_name: str) -> pd.DataFrame:
-        if self.kind != "stripe_mirror":
-            return read_cached(folder, object_name)
-        committed = landing.committed_batches(folder)  # before listing: complete batches only
-        header = None
-        if object_name in filedrop.HEADER_OF:
-            header_name = filedrop.HEADER_OF[object_name][0]
-            header = landing.latest_records(
-                read_cached(folder, header_name), header_name, committed
-            )
-        return landing.latest_records(
-            read_cached(folder, object_name), object_name, committed, header
-        )
+        """Every record of an object, typed, with its accounting ``period`` (a copy)."""
+        return self._indexed(object_name).frame.copy()
 
     def read_partition(
         self, object_name: str, entity_id: str, period: pd.Timestamp
     ) -> pd.DataFrame:
-        df = self.read(object_name)
-        mask = (df["entity_id"] == entity_id) & (df["period"] == period)
-        return df[mask].reset_index(drop=True)
+        """The records of one entity x period (those of :meth:`read` there), by lookup."""
+        return self._indexed(object_name).partition(entity_id, period)
+
+    def _indexed(self, object_name: str) -> filedrop.PartitionIndex:
+        folder = self.folder()
+        if self.kind != "stripe_mirror":
+            return read_indexed(folder, object_name)
+        committed = landing.committed_batches(folder)  # before listing: complete batches only
+        return read_indexed(folder, object_name, frozenset(committed))

@@ -4,17 +4,21 @@ This is the documented import path for platforms without a connector and for a f
 user's own test cases (docs/data-contract.md, "File-drop format"). Parsing is strict: a value
 of the wrong type fails the whole file with the file, line and field named. Parsed records
 then go through the contract, where a wrong-but-parseable record is quarantined instead.
+
+A reader that parses once (``resources.billing_source``) gives each record its accounting
+period once per parsed object (:func:`add_period`) and finds its partitions once
+(:class:`PartitionIndex`): reading a partition is then a lookup, not a pass over every record.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sync_core.contracts.models import MODELS
@@ -35,6 +39,7 @@ HEADER_OF = {
     "credit_note_lines": ("credit_notes", "credit_note_id", "credit_note_id"),
 }
 _INT = re.compile(r"^[+-]?\d+$")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 
@@ -88,9 +93,15 @@ def object_files(folder: Path, object_name: str) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def _lines(text: str):
+    """The lines of ``text`` as ``io.StringIO(text, newline="")`` yields them (ends kept, at
+    ``\n``, ``\r`` or ``\r\n``), without its copy of the text (4 bytes a character)."""
+    return (m.group() for m in _LINE.finditer(text))
+
+
 def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
     text = path.read_text(encoding="utf-8")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -113,7 +124,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise FileDropParseError(path, reader.line_num, None, f"malformed CSV: {exc}") from None
+    del reader, text
     df = pd.DataFrame(rows, columns=header, dtype=object)
+    del rows
     df = df.where(df != "", None)
     df.index = pd.Index(lines, name="_line")
     return df, 1
@@ -160,6 +173,19 @@ def _fail_first(path: Path, series: pd.Series, bad: pd.Series, field: str, what:
     raise FileDropParseError(path, line, field, f"{what}, got {value!r}")
 
 
+def _shared(s: pd.Series) -> pd.Series:
+    """``s`` as object values where equal strings are one object: a file repeats its entity,
+    currency, customer and subscription ids, which then cost a pointer per record, not a copy.
+    A column of mostly distinct values (ids) is kept as it is."""
+    values = s.to_numpy(object)
+    codes, uniques = pd.factorize(values)
+    if not len(uniques) or 2 * len(uniques) > len(values):
+        return s.astype(object)
+    shared = uniques.take(codes)
+    shared[codes < 0] = None
+    return pd.Series(shared, index=s.index, dtype=object, name=s.name)
+
+
 def _parse(path: Path, raw: pd.DataFrame, object_name: str) -> pd.DataFrame:
     out = {}
     for spec in file_columns(object_name):
@@ -193,7 +219,7 @@ def _parse(path: Path, raw: pd.DataFrame, object_name: str) -> pd.DataFrame:
                 _fail_first(path, s, bad, spec.name, "expected an ISO 8601 timestamp")
             out[spec.name] = ts
         else:
-            out[spec.name] = s.astype(object)
+            out[spec.name] = _shared(s)
     df = pd.DataFrame(out, index=raw.index)
     df["_source"] = f"{path.name}"
     df["_line"] = raw.index.to_numpy()
@@ -237,7 +263,13 @@ def with_period(
     A line whose header document is absent takes the month of its own ``period_start``
     (or stays without a period) so that it can still be reported, never silently dropped.
     """
-    df = df.copy()
+    return add_period(object_name, df.copy(), header)
+
+
+def add_period(
+    object_name: str, df: pd.DataFrame, header: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """:func:`with_period` in place, for a frame its caller owns (a fresh parse)."""
     if object_name in PERIOD_COLUMN:
         df["period"] = month_start(df[PERIOD_COLUMN[object_name]])
     elif object_name in HEADER_OF:
@@ -253,3 +285,32 @@ def with_period(
     else:
         df["period"] = pd.NaT
     return df
+
+
+class PartitionIndex:
+    """An object's records with their ``period`` (:func:`with_period`), and the row positions
+    of each (entity, period), grouped once: :meth:`partition` is a lookup instead of a scan of
+    every record. It holds no copy per entity: a partition is taken from ``frame`` on demand.
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self._rows: dict | None = None
+
+    def partition(self, entity_id, period) -> pd.DataFrame:
+        """The records of ``entity_id`` whose period is ``period``, in file order, indexed from
+        0: ``frame[(entity_id == e) & (period == p)]``, by lookup for a string entity and a
+        tz-aware period over a UTC ``period`` column, by that comparison otherwise."""
+        df = self.frame
+        utc = str(df["period"].dtype) == "datetime64[ns, UTC]"
+        if not (utc and isinstance(entity_id, str) and _aware(period)):
+            mask = (df["entity_id"] == entity_id) & (df["period"] == period)
+            return df[mask].reset_index(drop=True)
+        if self._rows is None:
+            self._rows = df.groupby(["entity_id", "period"], sort=False).indices if len(df) else {}
+        rows = self._rows.get((entity_id, pd.Timestamp(period).tz_convert("UTC")))
+        return df.take(np.empty(0, dtype=np.intp) if rows is None else rows).reset_index(drop=True)
+
+
+def _aware(period) -> bool:
+    return isinstance(period, pd.Timestamp) and period.tzinfo is not None
