@@ -61,38 +61,43 @@ def _entity(wh, entity: str) -> tuple[str, str]:
     return str(le["functional_currency"].iloc[0]), str(le["erp_subsidiary_id"].iloc[0])
 
 
-def _documents(wh, entity: str, period: pd.Timestamp) -> pd.DataFrame:
-    disputes = wh.read("disputes", entity) if "disputes" in TABLES else None
-    return expected_postings(period, wh.read("invoices", entity),
-                             wh.read("credit_notes", entity), wh.read("payments", entity),
-                             disputes)  # fmt: skip
+def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timestamp]):
+    """[(drift per account, reconciling items, incomplete documents, functional compared)]
+    per month. The entity's ledger, GL, subledger and documents are read once for all the
+    months of the run (the SQL ledger is both the posting log and the GL it reads back)."""
+    functional, subsidiary = _entity(wh, entity)
+    log_heads, log_lines = erp.posting_log(entity)
+    gl_heads, gl_lines = (
+        erp.read_gl(entity, subsidiary, functional) if erp.target == "rest" else (log_heads,
+                                                                                 log_lines)
+    )  # fmt: skip
+    postings, queue = wh.read("erp_postings", entity), erp.queue()
+    every_exception, open_now = queue.all(), queue.open(entity)
+    accounting = wh.read("accounting_lines", entity)
+    schedule = wh.read("revenue_schedules", entity)
+    docs = [wh.read(name, entity) for name in ("invoices", "credit_notes", "payments",
+                                               "disputes")]  # fmt: skip
+    refusals = wh.read("exceptions", where=TABLES["exceptions"].c.entity_id == entity)
+    closed = wh.closed_through().get(entity)
+    materiality = erp.config().materiality(entity)
+    out = []
+    for period in periods:
+        items = reconciling_items(postings, log_heads, log_lines, period,
+                                  exceptions=every_exception, entity_id=entity)  # fmt: skip
+        sub = subledger_balances(schedule, accounting, period, entity)
+        known = functional_known(posted_through(gl_heads, gl_lines, period))
+        result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
+                       materiality, KINDS if known else ("transaction",))  # fmt: skip
+        expected = by_accounting_period(expected_postings(period, *docs), accounting, period,
+                                        closed=closed is not None and period <= closed)  # fmt: skip
+        waiting = pd.concat([open_now, quarantined(expected, refusals)], ignore_index=True)
+        offenders = completeness(expected, log_heads, waiting)
+        out.append((result.assign(period=period), items, offenders, known))
+    return out
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def reconcile_partition(wh, erp: ErpResource, entity: str, period: pd.Timestamp):
-    """(drift per account, reconciling items, incomplete documents, functional compared)."""
-    functional, subsidiary = _entity(wh, entity)
-    gl_heads, gl_lines = erp.read_gl(entity, subsidiary, functional)
-    log_heads, log_lines = erp.posting_log(entity)
-    items = reconciling_items(
-        wh.read("erp_postings", entity), log_heads, log_lines, period,
-        exceptions=erp.queue().all(), entity_id=entity,
-    )  # fmt: skip
-    accounting = wh.read("accounting_lines", entity)
-    sub = subledger_balances(wh.read("revenue_schedules", entity), accounting, period, entity)
-    known = functional_known(posted_through(gl_heads, gl_lines, period))
-    result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
-                   erp.config().materiality(entity), KINDS if known else ("transaction",))  # fmt: skip
-    closed = wh.closed_through().get(entity)
-    expected = by_accounting_period(_documents(wh, entity, period), accounting, period,
-                                    closed=closed is not None and period <= closed)  # fmt: skip
-    refused = quarantined(expected, wh.read("exceptions").query("entity_id == @entity"))
-    waiting = pd.concat([erp.queue().open(entity), refused], ignore_index=True)
-    offenders = completeness(expected, log_heads, waiting)
-    return result.assign(period=period), items, offenders, known
 
 
 def _drift_metadata(result: pd.DataFrame) -> dict:
@@ -172,9 +177,9 @@ def reconciliation(
     severity by materiality; and the reconciling items a controller works through."""
     wh = warehouse.get()
     months = [
-        reconcile_partition(wh, erp, entity, period)
+        month
         for entity, periods in partitions_by_entity(context.partition_keys).items()
-        for period in periods
+        for month in reconcile_months(wh, erp, entity, periods)
     ]
     result, items, offenders = (_concat([m[i] for m in months]) for i in range(3))
     known = all(m[3] for m in months)

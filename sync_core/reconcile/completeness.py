@@ -113,10 +113,10 @@ def completeness(expected: pd.DataFrame, journals: pd.DataFrame, exceptions) -> 
     if expected.empty:
         return pd.DataFrame(columns=OFFENDER_COLUMNS)
     key = ["entity_id", "document_id", "event"]
-    live = live_postings(journals).astype({"document_id": str})
+    live = live_postings(journals).astype({"document_id": str}).sort_values("external_id")
     counts = pd.concat(
         [live.groupby(key).agg(live_postings=("external_id", "size"),
-                               external_ids=("external_id", lambda s: ",".join(sorted(s)))),
+                               external_ids=("external_id", ",".join)),  # sorted above
          _open(exceptions).groupby(key).agg(open_exceptions=("journal_key", "size"))], axis=1,
     ).reset_index()  # fmt: skip
     out = expected.merge(counts, on=key, how="left")

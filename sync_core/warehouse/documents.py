@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from sync_core.warehouse.schema import TABLES
 from sync_core.warehouse.fast_io import insert_frame
+from sync_core.warehouse.schema import TABLES
 from sync_core.warehouse.store import Warehouse, _as_date
 
 _ROWS = {"schedule": "document_schedules", "accounting_lines": "document_lines",
