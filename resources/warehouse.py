@@ -39,15 +39,19 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         scope = obj.attrs.get("exception_scope")
         keys = [split_partition_key(k) for k in context.asset_partition_keys]
         if len(keys) == 1:
-            frames = {keys[0]: (obj, exceptions)}
-        else:  # a ranged run (a single-run backfill): every frame carries its period
-            frames = {(e, p): (_part(obj, e, p), _part(exceptions, e, p)) for e, p in keys}
-        for (entity, period), (df, exc) in frames.items():
-            wh.replace_partition(
+            wh.replace_partition(*keys[0], {table: obj}, exceptions, scope, context.run_id)
+            return
+        # a ranged run (a single-run backfill): each entity's months in one transaction,
+        # every row in the month of its ``period`` column
+        months: dict[str, list[pd.Timestamp]] = {}
+        for entity, period in keys:
+            months.setdefault(entity, []).append(period)
+        for entity, periods in months.items():
+            wh.replace_partitions(
                 entity,
-                period,
-                {table: df},
-                exceptions=exc,
+                periods,
+                {table: _of(obj, entity, len(months))},
+                exceptions=_of(exceptions, entity, len(months)),
                 exception_scope=scope,
                 run_id=context.run_id,
             )
@@ -61,14 +65,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return pd.concat(frames, ignore_index=True) if frames else wh.read(table).iloc[:0]
 
 
-def _part(df: pd.DataFrame | None, entity: str, period: pd.Timestamp) -> pd.DataFrame | None:
-    """The rows of one partition of a ranged run's frame."""
-    if df is None or df.empty:
+def _of(df: pd.DataFrame | None, entity: str, entities: int) -> pd.DataFrame | None:
+    """The rows of one entity of a ranged run's frame."""
+    if df is None or entities == 1 or df.empty:
         return df
-    at = pd.to_datetime(df["period"], utc=True) == period
-    if "entity_id" in df:
-        at &= df["entity_id"] == entity
-    return df[at.to_numpy()].reset_index(drop=True)
+    return df[(df["entity_id"] == entity).to_numpy()].reset_index(drop=True)
 
 
 def split_partition_key(key) -> tuple[str, pd.Timestamp]:
