@@ -61,6 +61,14 @@ def _entity(wh, entity: str) -> tuple[str, str]:
     return str(le["functional_currency"].iloc[0]), str(le["erp_subsidiary_id"].iloc[0])
 
 
+# what the subledger balances read of the schedule (sync_core.reconcile.balances)
+_BALANCE_COLUMNS = ["entity_id", "period", "currency", "functional_currency"] + [
+    f"{c}{suffix}"
+    for c in ("recognized", "contra_revenue", "deferred_balance", "unbilled_balance")
+    for suffix in ("", "_functional")
+]
+
+
 def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timestamp]):
     """[(drift per account, reconciling items, incomplete documents, functional compared)]
     per month. The entity's ledger, GL, subledger and documents are read once for all the
@@ -73,8 +81,10 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
     )  # fmt: skip
     postings, queue = wh.read("erp_postings", entity), erp.queue()
     every_exception, open_now = queue.all(), queue.open(entity)
-    accounting = wh.read("accounting_lines", entity)
-    schedule = wh.read("revenue_schedules", entity)
+    accounting = wh.read("accounting_lines", entity)  # every month: see by_accounting_period
+    schedule = wh.read(
+        "revenue_schedules", entity, periods=(None, max(periods)), columns=_BALANCE_COLUMNS
+    )
     docs = [wh.read(name, entity) for name in ("invoices", "credit_notes", "payments",
                                                "disputes")]  # fmt: skip
     refusals = wh.read("exceptions", where=TABLES["exceptions"].c.entity_id == entity)
