@@ -14,7 +14,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import BillingSourceResource
 from resources.warehouse import split_partition_key
 from sync_assets.metadata import exceptions_check, frame_metadata, with_exceptions
-from sync_assets.partitions import entity_period_partitions
+from sync_assets.partitions import combined, entity_period_partitions
 from sync_core import ingest
 from sync_core.contracts import MODELS, LegalEntityModel, UsageDailyModel, split_valid
 
@@ -34,7 +34,7 @@ _RANGED = dg.BackfillPolicy.single_run()
 def read_partitions(source: BillingSourceResource, object_name: str, keys) -> pd.DataFrame:
     """The source records of every partition of the run (one, or a backfill's range)."""
     frames = [source.read_partition(object_name, *split_partition_key(k)) for k in keys]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return combined(frames)
 
 
 @dg.asset(

@@ -33,3 +33,10 @@ def partitions_by_entity(keys) -> dict[str, list[pd.Timestamp]]:
         entity, period = split_partition_key(key)
         out.setdefault(entity, []).append(period)
     return {e: sorted(ps) for e, ps in out.items()}
+
+
+def combined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames of a run's partitions as one (a one-partition run's frame as it is); empty
+    frames are left out when others have rows, so the columns' dtypes survive."""
+    rows = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]

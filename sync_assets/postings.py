@@ -17,7 +17,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import WarehouseResource
 from resources.erp import ErpResource
 from sync_assets.metadata import frame_metadata, with_exceptions
-from sync_assets.partitions import entity_period_partitions, partitions_by_entity
+from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import JournalLineModel
 from sync_core.erp.approvals import fingerprint
 from sync_core.erp.poster import post_period
@@ -71,7 +71,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         outs.append(out)
         counts["posted_now"] += len(report.posted)
         counts["already_posted"] += len(report.unchanged)
-    out = pd.concat(outs, ignore_index=True) if len(outs) > 1 else outs[0]
+    out = combined(outs)
     held = out[out["posting_status"] == "held"].drop_duplicates("journal_key")
     exceptions = held.rename(columns={"journal_key": "source_id", "reason_code": "rule"}).assign(
         object_type="journal"

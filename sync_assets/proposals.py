@@ -18,7 +18,7 @@ from resources import WarehouseResource
 from resources.erp import ErpResource
 from sync_assets import billing
 from sync_assets.metadata import check_result, frame_metadata
-from sync_assets.partitions import entity_period_partitions, partitions_by_entity
+from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import ProposedJournalModel
 from sync_core.proposal import may_post, propose
 from sync_core.proposal_checks import merge_outcomes, proposal_checks
@@ -115,7 +115,7 @@ def proposed_journals(
             outcomes.append(proposal_checks(proposal, schedule, closed))
             proposals.append(proposal)
             labels.append(f"{entity} {period:%Y-%m}")
-    proposal = pd.concat(proposals, ignore_index=True) if len(proposals) > 1 else proposals[0]
+    proposal = combined(proposals)
     yield dg.Output(proposal, metadata=proposal_metadata(proposal))
     for outcome in merge_outcomes(outcomes, labels):
         yield check_result(outcome, "proposed_journals")

@@ -21,7 +21,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import WarehouseResource
 from resources.erp import ErpResource
 from sync_assets.metadata import frame_metadata
-from sync_assets.partitions import entity_period_partitions, partitions_by_entity
+from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
 from sync_core.money import to_major
 from sync_core.reconcile import (
@@ -106,10 +106,6 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
     return out
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
 def _drift_metadata(result: pd.DataFrame) -> dict:
     """Functional drift per account in major units, as floats the UI plots over time."""
     f = result[result["kind"] == "functional"]
@@ -191,7 +187,7 @@ def reconciliation(
         for entity, periods in partitions_by_entity(context.partition_keys).items()
         for month in reconcile_months(wh, erp, entity, periods)
     ]
-    result, items, offenders = (_concat([m[i] for m in months]) for i in range(3))
+    result, items, offenders = (combined([m[i] for m in months]) for i in range(3))
     known = all(m[3] for m in months)
     by_type = items["item_type"].value_counts().to_dict() if len(items) else {}
     yield dg.Output(

@@ -27,7 +27,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import WarehouseResource
 from sync_assets import billing
 from sync_assets.metadata import check_result, frame_metadata, with_exceptions
-from sync_assets.partitions import entity_period_partitions, partitions_by_entity
+from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
 from sync_core.proposal_checks import rollforward_balances
 from sync_core.recognition import UPSTREAM, derive, refresh
@@ -137,13 +137,8 @@ def month_outputs(wh, months: dict[str, list[pd.Timestamp]]):
                 parts[name].append(derived[name])
             exc.append(derived["quarantine"])
             status.update({f"{entity}|{p:%Y-%m}": "open" for p in open_})
-    frames = {name: _concat(dfs) for name, dfs in parts.items()}
-    return frames, _concat(exc) if exc else _EMPTY_EXC.copy(), status, stats
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)] or frames[:1]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frames = {name: combined(dfs) for name, dfs in parts.items()}
+    return frames, combined(exc) if exc else _EMPTY_EXC.copy(), status, stats
 
 
 def _rollforward_check(roll: pd.DataFrame) -> dg.AssetCheckResult:
