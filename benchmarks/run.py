@@ -93,7 +93,8 @@ def meets(r: dict) -> bool | None:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'name':<28} {'ours':>12} {'peer':>12} {'unit':>10} {'ratio':>8} {'target':>7}  ok"
+    w = max([28] + [len(r["name"]) for r in rows])
+    head = f"{'name':<{w}} {'ours':>12} {'peer':>12} {'unit':>10} {'ratio':>8} {'target':>7}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
         peer = "-" if r["peer"] is None else f"{r['peer']:.4g}"
@@ -106,7 +107,7 @@ def table(rows: list[dict]) -> str:
             target = f"{r['target']:g}"
         ok = {None: "", True: "yes", False: "NO"}[meets(r)]
         lines.append(
-            f"{r['name']:<28} {r['ours']:>12.4g} {peer:>12} {r['unit']:>10} "
+            f"{r['name']:<{w}} {r['ours']:>12.4g} {peer:>12} {r['unit']:>10} "
             f"{ratio:>8} {target:>7}  {ok}"
         )
     lines.append("(ratio: our advantage, higher is better; <=: lower is better, a ceiling)")
