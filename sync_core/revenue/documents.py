@@ -23,19 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sync_core.contracts.validate import SOURCE_ID
 from sync_core.revenue.periods import instants_ns
 
 DOCUMENT_FRAMES = ("invoices", "invoice_lines", "credit_notes", "credit_note_lines",
                    "usage_events", "payments", "disputes")  # fmt: skip
-# object type of a quarantine row -> the id column it names
-_SOURCE_IDS = {
-    "invoices": "invoice_id",
-    "invoice_lines": "line_key",
-    "credit_notes": "credit_note_id",
-    "credit_note_lines": "credit_note_line_id",
-    "payments": "payment_id",
-    "disputes": "dispute_id",
-}
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
@@ -89,8 +81,10 @@ def document_keys(frames: dict[str, pd.DataFrame]) -> DocumentKeys:
     rows["disputes"] = _keys(disputes, _or_own(d_key, "dispute", col(disputes, "dispute_id")))
     rows["usage_events"] = _usage_keys(get("usage_events"), lines)
 
-    for name, id_col in _SOURCE_IDS.items():
-        df = get(name)
+    for name in DOCUMENT_FRAMES:  # the ids a quarantine row names (not usage: never quarantined)
+        df, id_col = get(name), SOURCE_ID[name]
+        if name == "usage_events":
+            continue
         if len(df) and id_col in df:
             ids.append(pd.Series(rows[name]["document_key"].to_numpy(),
                                  index=df[id_col].astype(str).to_numpy()))  # fmt: skip
