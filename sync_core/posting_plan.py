@@ -59,10 +59,17 @@ def content_hash(lines: pd.DataFrame) -> pd.Series:
     cols = [c for c in _HASH_COLS if c in lines]
     ordered = lines.sort_values(["journal_key", "account", "currency", "debit", "credit"])
     values = ordered[cols].astype(object)
-    # a null reads "nan" whether it came as None (from storage) or NaN (from pandas)
-    text = values.where(values.notna(), "nan").astype(str).agg("|".join, axis=1)
-    return text.groupby(ordered["journal_key"]).agg(
-        lambda s: hashlib.sha256("\n".join(s).encode()).hexdigest()[:32]
+    # a null reads "nan" whether it came as None (from storage) or NaN (from pandas); the
+    # line's text is its columns joined by "|", the journal's its lines joined by newlines
+    text = values.where(values.notna(), "nan").astype(str)
+    row = text[cols[0]]
+    for c in cols[1:]:
+        row = row + "|" + text[c]
+    joined = row.groupby(ordered["journal_key"]).agg("\n".join)
+    return pd.Series(
+        [hashlib.sha256(t.encode()).hexdigest()[:32] for t in joined],
+        index=joined.index,
+        dtype=object,
     )
 
 
@@ -140,6 +147,7 @@ def plan_postings(
     posting_now_invoices = set(first.loc[first["event"] == "invoice_finalized", "document_id"])
 
     rows_of = proposed.groupby("journal_key", sort=False).indices  # key -> line positions
+    debits = proposed["debit"].to_numpy()
     for key, head in first.iterrows():
         h = hashes[key]
         prev = latest.get(key)
@@ -180,7 +188,7 @@ def plan_postings(
                 )
                 continue
             period, correction = first_open_period(period, closed_periods), True
-        lines = proposed.iloc[rows_of[key]]
+        rows = rows_of[key]
         version = 1 if prev is None else int(prev["version"]) + 1
         if live:  # reverse what the ERP holds before posting the new version
             rev_key = f"{prev['external_id']}-REV"
@@ -212,8 +220,8 @@ def plan_postings(
                 correction=correction,
                 h=h,
                 run_id=run_id,
-                total=checked_sum(lines["debit"], f"total debit of {eid}"),
-                n=len(lines),
+                total=checked_sum(debits[rows], f"total debit of {eid}"),
+                n=len(rows),
             )
         )
         line_parts.append(("new", rows_of[key], eid))
