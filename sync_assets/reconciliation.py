@@ -69,6 +69,11 @@ _BALANCE_COLUMNS = ["entity_id", "period", "currency", "functional_currency"] + 
 ]
 
 
+# what the subledger balances and the completeness check read of the accounting lines
+_LINE_COLUMNS = ["entity_id", "period", "event", "document_id", "account", "debit", "credit",
+                 "currency", "debit_functional", "credit_functional", "functional_currency"]  # fmt: skip
+
+
 def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timestamp]):
     """[(drift per account, reconciling items, incomplete documents, functional compared)]
     per month. The entity's ledger, GL, subledger and documents are read once for all the
@@ -79,9 +84,13 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
         erp.read_gl(entity, subsidiary, functional) if erp.target == "rest" else (log_heads,
                                                                                  log_lines)
     )  # fmt: skip
-    postings, queue = wh.read("erp_postings", entity), erp.queue()
+    # only held lines are reconciling items (sync_core.reconcile.items.held_items)
+    postings = wh.read("erp_postings", entity, where=TABLES["erp_postings"].c.posting_status
+                       == "held")  # fmt: skip
+    queue = erp.queue()
     every_exception, open_now = queue.all(), queue.open(entity)
-    accounting = wh.read("accounting_lines", entity)  # every month: see by_accounting_period
+    # every month: see by_accounting_period
+    accounting = wh.read("accounting_lines", entity, columns=_LINE_COLUMNS)
     schedule = wh.read(
         "revenue_schedules", entity, periods=(None, max(periods)), columns=_BALANCE_COLUMNS
     )
@@ -101,7 +110,9 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
         expected = by_accounting_period(expected_postings(period, *docs), accounting, period,
                                         closed=closed is not None and period <= closed)  # fmt: skip
         waiting = pd.concat([open_now, quarantined(expected, refusals)], ignore_index=True)
-        offenders = completeness(expected, log_heads, waiting)
+        # the journals of the month's documents (a reversal keeps its document)
+        mine = log_heads[log_heads["document_id"].isin(expected["document_id"])]
+        offenders = completeness(expected, mine, waiting)
         out.append((result.assign(period=period), items, offenders, known))
     return out
 
