@@ -12,7 +12,7 @@ copied (SQLite backup) for the peer, so each side closes from scratch.
   reconciliation, the exception queue.
 - peer: the engine in one process on the same data, the way a script would close the year:
   read US01's canonical documents and customers from the warehouse once, ``recognize`` once
-  (``sync_core.revenue.recognize``, as ``sync_assets.revenue.entity_history`` frames them),
+  (``sync_core.revenue.recognize``, as ``sync_core.recognition.entity_history`` frames them),
   the rollforward and the waterfall, the accounting lines with their sources, then for each
   month the proposed journals (``sync_core.proposal.propose`` against the ledger as it is
   before the first close: empty) and their blocking checks. No writes: posting and

@@ -111,7 +111,11 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
                                         closed=closed is not None and period <= closed)  # fmt: skip
         waiting = pd.concat([open_now, quarantined(expected, refusals)], ignore_index=True)
         # the journals of the month's documents (a reversal keeps its document)
-        mine = log_heads[log_heads["document_id"].isin(expected["document_id"])]
+        mine = (
+            log_heads[log_heads["document_id"].isin(expected["document_id"])]
+            if len(expected) and len(log_heads)
+            else log_heads
+        )
         offenders = completeness(expected, mine, waiting)
         out.append((result.assign(period=period), items, offenders, known))
     return out
