@@ -20,12 +20,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sync_core.revenue import deferred_waterfall, rollforward
-from sync_core.revenue.documents import document_hashes, document_keys
+from sync_core.revenue.documents import DOCUMENT_FRAMES, document_hashes, document_keys
 from sync_core.revenue.incremental import Plan, plan, recognize_documents
 from sync_core.warehouse.documents import DocumentStore
 
-UPSTREAM = ["invoice_lines", "invoices", "credit_notes", "credit_note_lines", "usage_events",
-            "payments", "disputes"]  # fmt: skip
+UPSTREAM = list(DOCUMENT_FRAMES)  # the canonical objects a document is made of
 BATCH = 20_000  # documents recognized at once: bounds the engine's memory
 
 
