@@ -5,11 +5,12 @@ import sqlalchemy as sa
 
 from sync_core.erp.approvals import ProposalApprovals
 from sync_core.erp.config import ErpConfig, load_erp_config
-from sync_core.erp.gl_read import ledger_journals
+from sync_core.erp.gl_read import ledger_journals, ledger_movements, ledger_slice
 from sync_core.erp.ledger import SqlLedger
 from sync_core.erp.periods import closed_periods
 from sync_core.erp.queue import ExceptionQueue
 from sync_core.erp.rest import RestErpClient
+from sync_core.reconcile.balances import movements
 from sync_core.warehouse.store import _engine
 
 TARGETS = ("sql_ledger", "rest")
@@ -53,6 +54,20 @@ class ErpResource(dg.ConfigurableResource):
     def posting_log(self, entity_id: str):
         """(journals, lines) of the entity as this platform posted them (the ledger tables)."""
         return ledger_journals(self.engine(), entity_id)
+
+    def gl_movements(self, entity_id: str, subsidiary: str, functional_currency: str,
+                     through=None):  # fmt: skip
+        """The entity's GL summed per posting month, account and currency, read back from the
+        target (``sync_core.reconcile.balances.movements``): summed in the SQL ledger, or
+        from the REST ERP's journals."""
+        if self.target != "rest":
+            return ledger_movements(self.engine(), entity_id, through)
+        return movements(*self.read_gl(entity_id, subsidiary, functional_currency))
+
+    def posting_slice(self, entity_id: str, documents):
+        """The posting log's journals of ``documents`` and the moved journals
+        (``sync_core.erp.gl_read.ledger_slice``)."""
+        return ledger_slice(self.engine(), entity_id, documents)
 
     def read_gl(self, entity_id: str, subsidiary: str, functional_currency: str):
         """(journals, lines) of the entity read back from the target: the SQL ledger by query,

@@ -32,12 +32,11 @@ from sync_core.reconcile import (
     drift,
     expected_postings,
     functional_known,
-    gl_balances,
     quarantined,
     reconciling_items,
     subledger_balances,
 )
-from sync_core.reconcile.balances import posted_through
+from sync_core.reconcile.balances import MOVEMENT_COLUMNS, as_months, line_balances, through
 from sync_core.warehouse.schema import TABLES
 
 with warnings.catch_warnings():
@@ -61,62 +60,84 @@ def _entity(wh, entity: str) -> tuple[str, str]:
     return str(le["functional_currency"].iloc[0]), str(le["erp_subsidiary_id"].iloc[0])
 
 
-# what the subledger balances read of the schedule (sync_core.reconcile.balances)
-_BALANCE_COLUMNS = ["entity_id", "period", "currency", "functional_currency"] + [
-    f"{c}{suffix}"
-    for c in ("recognized", "contra_revenue", "deferred_balance", "unbilled_balance")
-    for suffix in ("", "_functional")
-]
+# what the subledger balances read of the schedule (sync_core.reconcile.balances), summed per
+# month and currency in the warehouse
+_SCHEDULE_KEYS = ["entity_id", "period", "currency", "functional_currency"]
+_SCHEDULE_SUMS = [f"{c}{suffix}"
+                  for c in ("recognized", "contra_revenue", "deferred_balance", "unbilled_balance")
+                  for suffix in ("", "_functional")]  # fmt: skip
+_MONEY = ["debit", "credit", "debit_functional", "credit_functional"]
+# the documents' columns the completeness check reads (sync_core.reconcile.completeness)
+_DOCUMENT_COLUMNS = {
+    "invoices": ["entity_id", "invoice_id", "status", "finalized_at", "voided_at",
+                 "uncollectible_at", "total"],
+    "credit_notes": ["entity_id", "credit_note_id", "status", "issued_at", "voided_at", "total"],
+    "payments": ["entity_id", "payment_id", "kind", "status", "created_at", "amount"],
+    "disputes": ["entity_id", "dispute_id", "status", "created_at", "closed_at", "amount"],
+}  # fmt: skip
 
 
-# what the subledger balances and the completeness check read of the accounting lines
-_LINE_COLUMNS = ["entity_id", "period", "event", "document_id", "account", "debit", "credit",
-                 "currency", "debit_functional", "credit_functional", "functional_currency"]  # fmt: skip
+def _as_months(documents: pd.DataFrame) -> pd.DataFrame:
+    """The documents' dates as their months, converted once for all the months of a run
+    (``expected_postings`` compares months only)."""
+    dated = [c for c in documents if c.endswith("_at")]
+    return documents.assign(**{c: as_months(documents[c]) for c in dated})
 
 
 def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timestamp]):
     """[(drift per account, reconciling items, incomplete documents, functional compared)]
-    per month. The entity's ledger, GL, subledger and documents are read once for all the
-    months of the run (the SQL ledger is both the posting log and the GL it reads back)."""
+    per month. Balances come from monthly totals summed in the databases (GL per posting
+    month and account, accounting lines and schedule per month), completeness and reconciling
+    items from the journals of the months' documents and the held and moved journals, so a
+    month costs its own documents, not the entity's history."""
     functional, subsidiary = _entity(wh, entity)
-    log_heads, log_lines = erp.posting_log(entity)
-    gl_heads, gl_lines = (
-        erp.read_gl(entity, subsidiary, functional) if erp.target == "rest" else (log_heads,
-                                                                                 log_lines)
-    )  # fmt: skip
+    first, last = min(periods), max(periods)
+    gl = erp.gl_movements(entity, subsidiary, functional, through=last)
     # only held lines are reconciling items (sync_core.reconcile.items.held_items)
     postings = wh.read("erp_postings", entity, where=TABLES["erp_postings"].c.posting_status
                        == "held")  # fmt: skip
     queue = erp.queue()
     every_exception, open_now = queue.all(), queue.open(entity)
-    # every month: see by_accounting_period
-    accounting = wh.read("accounting_lines", entity, columns=_LINE_COLUMNS)
-    schedule = wh.read(
-        "revenue_schedules", entity, periods=(None, max(periods)), columns=_BALANCE_COLUMNS
-    )
-    docs = [wh.read(name, entity) for name in ("invoices", "credit_notes", "payments",
-                                               "disputes")]  # fmt: skip
+    accounting = wh.sums("accounting_lines", entity, MOVEMENT_COLUMNS[:5], _MONEY,
+                         periods=(None, last), known=tuple(_MONEY[2:]))  # fmt: skip
+    schedule = wh.sums("revenue_schedules", entity, _SCHEDULE_KEYS, _SCHEDULE_SUMS,
+                       periods=(None, last))  # fmt: skip
+    # where each document's lines are (by_accounting_period): its lines are never earlier
+    # than its own date, so the months from the first reconciled one suffice
+    placed = wh.sums("accounting_lines", entity, ["entity_id", "document_id", "event", "period"],
+                     ["debit"], periods=(first, None))  # fmt: skip
+    docs = [_as_months(wh.read(name, entity, columns=cols)) for name, cols in
+            _DOCUMENT_COLUMNS.items()]  # fmt: skip
     refusals = wh.read("exceptions", where=TABLES["exceptions"].c.entity_id == entity)
     closed = wh.closed_through().get(entity)
+    expected = {
+        p: by_accounting_period(
+            expected_postings(p, *docs), placed, p, closed=closed is not None and p <= closed
+        )  # fmt: skip
+        for p in periods
+    }
+    held_docs = set(postings["document_id"])
+    log_heads = erp.posting_slice(entity, held_docs.union(*(e["document_id"]
+                                                            for e in expected.values())))  # fmt: skip
+    # what reconciling items read: the held documents' journals and the moved ones, with lines
+    item_heads = log_heads[log_heads["document_id"].isin(held_docs)
+                           | (log_heads["period"] != log_heads["source_period"])]  # fmt: skip
+    item_lines = erp.ledger().lines(list(item_heads["external_id"]))
     materiality = erp.config().materiality(entity)
     out = []
     for period in periods:
-        items = reconciling_items(postings, log_heads, log_lines, period,
+        items = reconciling_items(postings, item_heads, item_lines, period,
                                   exceptions=every_exception, entity_id=entity)  # fmt: skip
         sub = subledger_balances(schedule, accounting, period, entity)
-        known = functional_known(posted_through(gl_heads, gl_lines, period))
-        result = drift(sub, gl_balances(gl_heads, gl_lines, period, entity), items,
-                       materiality, KINDS if known else ("transaction",))  # fmt: skip
-        expected = by_accounting_period(expected_postings(period, *docs), accounting, period,
-                                        closed=closed is not None and period <= closed)  # fmt: skip
-        waiting = pd.concat([open_now, quarantined(expected, refusals)], ignore_index=True)
+        gl_through = through(gl, period)
+        known = functional_known(gl_through)
+        result = drift(sub, line_balances(gl_through), items, materiality,
+                       KINDS if known else ("transaction",))  # fmt: skip
+        month_docs = expected[period]
+        waiting = pd.concat([open_now, quarantined(month_docs, refusals)], ignore_index=True)
         # the journals of the month's documents (a reversal keeps its document)
-        mine = (
-            log_heads[log_heads["document_id"].isin(expected["document_id"])]
-            if len(expected) and len(log_heads)
-            else log_heads
-        )
-        offenders = completeness(expected, mine, waiting)
+        mine = log_heads[log_heads["document_id"].isin(month_docs["document_id"])]
+        offenders = completeness(month_docs, mine, waiting)
         out.append((result.assign(period=period), items, offenders, known))
     return out
 

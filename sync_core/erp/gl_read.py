@@ -48,6 +48,49 @@ def ledger_journals(engine: sa.Engine, entity_id: str) -> tuple[pd.DataFrame, pd
     return heads, lines
 
 
+def ledger_movements(engine: sa.Engine, entity_id: str, through=None) -> pd.DataFrame:
+    """The SQL ledger's lines of one entity summed per posting month, account and currency
+    (``sync_core.reconcile.balances.MOVEMENT_COLUMNS``), computed in the database; the
+    months through ``through`` when given. Every SQL ledger line has its functional amounts."""
+    money = ("debit", "credit", "debit_functional", "credit_functional")
+    keys = [journals.c.entity_id, journals.c.period, journal_lines.c.account,
+            journal_lines.c.currency, journal_lines.c.functional_currency]  # fmt: skip
+    q = (
+        sa.select(
+            *keys,
+            *(sa.cast(sa.func.sum(journal_lines.c[c]), sa.BigInteger).label(c) for c in money),
+        )  # fmt: skip
+        .join(journals, journal_lines.c.external_id == journals.c.external_id)
+        .where(journals.c.entity_id == entity_id)
+        .group_by(*keys)
+    )
+    if through is not None:
+        q = q.where(journals.c.period <= pd.Timestamp(through).date())
+    with engine.connect() as conn:
+        res = conn.execute(q)
+        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    df["period"] = pd.to_datetime(df["period"], utc=True)
+    return df.astype({c: "int64" for c in money})
+
+
+def ledger_slice(engine: sa.Engine, entity_id: str, documents) -> pd.DataFrame:
+    """The journals of one entity that a month's completeness and reconciling items look at:
+    every journal of ``documents`` (their whole history) and every journal posted in a later
+    period than its events' (a correction moved out of a closed period: a timing item until
+    that period), read by the ledger's indexes rather than in full."""
+    heads = SqlLedger(engine).journals(entity_id, documents=set(documents))
+    q = sa.select(journals).where(journals.c.entity_id == entity_id,
+                                  journals.c.period != journals.c.source_period)  # fmt: skip
+    with engine.connect() as conn:
+        res = conn.execute(q)
+        moved = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    moved = moved[~moved["external_id"].isin(heads["external_id"])]
+    if moved.empty:
+        return heads
+    return pd.concat([heads, moved], ignore_index=True).sort_values("external_id",
+                                                                    ignore_index=True)  # fmt: skip
+
+
 def _literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 

@@ -10,9 +10,13 @@ exactly once or held with a reason (:mod:`~sync_core.reconcile.completeness`).
 from sync_core.reconcile.balances import (
     BALANCE_COLUMNS,
     KINDS,
+    MOVEMENT_COLUMNS,
     functional_known,
     gl_balances,
+    line_balances,
+    movements,
     subledger_balances,
+    through,
 )
 from sync_core.reconcile.completeness import (
     OFFENDER_COLUMNS,
@@ -31,6 +35,7 @@ __all__ = [
     "ERROR",
     "ITEM_COLUMNS",
     "KINDS",
+    "MOVEMENT_COLUMNS",
     "OFFENDER_COLUMNS",
     "PASS",
     "WARN",
@@ -38,6 +43,9 @@ __all__ = [
     "completeness",
     "drift",
     "expected_postings",
+    "line_balances",
+    "movements",
+    "through",
     "functional_known",
     "gl_balances",
     "live_postings",

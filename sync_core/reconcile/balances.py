@@ -105,6 +105,35 @@ def posted_through(journals: pd.DataFrame, lines: pd.DataFrame, period) -> pd.Da
     return lines.drop(columns=["entity_id"], errors="ignore").merge(keep, on="external_id")
 
 
+# journal or accounting lines summed per month: what a balance through a month needs
+MOVEMENT_COLUMNS = ["entity_id", "period", "account", "currency", "functional_currency", *_MONEY]
+
+
+def movements(journals: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """GL lines summed per posting month (the journal's ``period``), account and currencies
+    (MOVEMENT_COLUMNS); a line without its functional amounts is summed apart, with null
+    functional sums. ``line_balances(through(movements(j, l), P))`` is ``gl_balances(j, l, P)``
+    from a frame the size of the chart times the months (``sync_core.erp.gl_read`` computes
+    the same in the SQL ledger)."""
+    if journals.empty or lines.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in MOVEMENT_COLUMNS})
+    head = journals[["external_id", "entity_id"]].assign(period=as_months(journals["period"]))
+    df = lines.drop(columns=["entity_id", "period"], errors="ignore").merge(head, on="external_id")
+    known = df["debit_functional"].notna() & df["credit_functional"].notna()
+    keys = MOVEMENT_COLUMNS[:5]
+    g = df[keys + _MONEY].assign(known=known, **{c: df[c].fillna(0).astype(np.int64)
+                                                 for c in _MONEY})  # fmt: skip
+    out = g.groupby([*keys, "known"], as_index=False, sort=True).sum()
+    for c in ("debit_functional", "credit_functional"):
+        out[c] = out[c].astype("Int64").where(out["known"])
+    return out[MOVEMENT_COLUMNS]
+
+
+def through(moves: pd.DataFrame, period) -> pd.DataFrame:
+    """The rows of a per-month frame (movements, summed schedule rows) up to ``period``."""
+    return moves[as_months(moves["period"]) <= month(period)] if len(moves) else moves
+
+
 def gl_balances(journals: pd.DataFrame, lines: pd.DataFrame, period, entity_id=None):
     """GL balances at the end of ``period`` (see the module docstring).
 

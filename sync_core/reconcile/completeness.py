@@ -123,7 +123,7 @@ def completeness(expected: pd.DataFrame, journals: pd.DataFrame, exceptions) -> 
     for c in ("live_postings", "open_exceptions"):
         out[c] = pd.to_numeric(out[c]).fillna(0).astype(np.int64)
     out["external_ids"] = out["external_ids"].fillna("")
-    out["reason"] = [_reason(r) for r in out.itertuples(index=False)]
+    out["reason"] = _reasons(out)
     out = out[out["reason"].notna()]
     return out[OFFENDER_COLUMNS].reset_index(drop=True)
 
@@ -140,10 +140,9 @@ def by_accounting_period(expected: pd.DataFrame, accounting_lines: pd.DataFrame,
     p = month(period)
     key = ["document_id", "event"]
     where = accounting_lines.groupby(key)["period"].min()
-    absent = pd.NaT if closed else p
-    at = expected.set_index(key).index.map(lambda k: where.get(k, absent))
-    keep = expected[pd.Series([not pd.isna(x) and month(x) == p for x in at],
-                              index=expected.index)]  # fmt: skip
+    at = expected[key].merge(where.rename("at").reset_index(), on=key, how="left")["at"]
+    here_or_absent = (as_months(at) == p) | (at.isna() & (not closed))
+    keep = expected[here_or_absent.to_numpy()]
     here = accounting_lines[accounting_lines["period"] == p]
     moved = here[~here.set_index(key).index.isin(expected.set_index(key).index)]
     moved = moved[moved["event"].isin(_DOCUMENT_OF)]
@@ -184,13 +183,12 @@ def _open(exceptions) -> pd.DataFrame:
     return o[["entity_id", "document_id", "event", "journal_key"]].astype({"document_id": str})
 
 
-def _reason(r) -> str | None:
-    if r.live_postings > 1:
-        return "posted_twice"
-    if r.open_exceptions > 1:
-        return "held_twice"
-    if r.live_postings and r.open_exceptions:
-        return "posted_and_held"
-    if r.live_postings == 0 and r.open_exceptions == 0 and r.amount != 0:
-        return "no_posting"
-    return None
+def _reasons(counts: pd.DataFrame) -> np.ndarray:
+    """The offender reason of each row (module docstring), None when it is complete."""
+    live, held = counts["live_postings"].to_numpy(), counts["open_exceptions"].to_numpy()
+    none = (live == 0) & (held == 0) & (counts["amount"].to_numpy() != 0)
+    return np.select(
+        [live > 1, held > 1, (live > 0) & (held > 0), none],
+        ["posted_twice", "held_twice", "posted_and_held", "no_posting"],
+        default=None,
+    ).astype(object)

@@ -180,6 +180,49 @@ class Warehouse:
             df = fast_io.read_rows(conn, table, names, criteria)
         return _typed(df, table)
 
+    def sums(
+        self,
+        name: str,
+        entity_id: str,
+        by: Iterable[str],
+        amounts: Iterable[str],
+        *,
+        periods: tuple | None = None,
+        known: tuple[str, ...] = (),
+    ) -> pd.DataFrame:
+        """``SUM`` of the ``amounts`` columns per ``by`` of one entity's rows (the months
+        ``periods`` = (first, last), inclusive, either None for open), computed in the
+        database: a reconciliation reads account totals per month, not every line.
+
+        ``known``: amount columns that may be NULL; a row where one of them is NULL is summed
+        apart (``known`` False, those sums NULL), so a caller can tell an unknown amount
+        from a zero. Amounts come back int64 (Int64 where NULL), ``period`` as UTC."""
+        table = TABLES[name]
+        cols = {c: table.c[c] for c in (*by, *amounts)}  # KeyError names a wrong column
+        keys = [cols[c] for c in by]
+        if known:  # PostgreSQL refuses a constant in GROUP BY: the flag only when asked
+            keys.append(sa.and_(*(table.c[c].isnot(None) for c in known)).label("known"))
+        sums = (sa.cast(sa.func.sum(cols[c]), sa.BigInteger).label(c) for c in amounts)
+        q = sa.select(*keys, *sums).where(table.c.entity_id == entity_id).group_by(*keys)
+        if periods is not None:
+            first, last = periods
+            if first is not None:
+                q = q.where(table.c.period >= _month(first))
+            if last is not None:
+                q = q.where(table.c.period <= _month(last))
+        with self.engine.connect() as conn:
+            res = conn.execute(q)
+            df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        if known:
+            df["known"] = df["known"].astype(bool)
+        for c in amounts:
+            if c in known:
+                df[c] = df[c].astype("Int64").where(df["known"])
+            df[c] = df[c].astype("int64" if df[c].notna().all() else "Int64")
+        if "period" in df:
+            df["period"] = pd.to_datetime(df["period"], utc=True)
+        return df
+
     def close_period(self, entity_id: str, through, closed_by: str | None = None) -> None:
         """Close an entity's revenue through a month: later changes to it become corrections
         in the first open month. Closing never moves backwards."""
