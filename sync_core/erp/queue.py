@@ -72,29 +72,38 @@ class ExceptionQueue:
                     )
                     .values(status="resolved", resolved_at=now, last_seen=now, run_id=run_id)
                 )
-        for r in held.to_dict("records"):
-            key = (t.c.entity_id == entity_id) & (t.c.journal_key == r["journal_key"])
+        rows = _by_key(held.to_dict("records")) if len(held) else {}
+        if not rows:
+            return
+        found = {}
+        keys = list(rows)
+        for i in range(0, len(keys), 1000):
+            found.update(conn.execute(
+                sa.select(t.c.journal_key, t.c.attempts).where(
+                    t.c.entity_id == entity_id, t.c.journal_key.in_(keys[i : i + 1000]))
+            ).all())  # fmt: skip
+        opened, seen = [], []
+        for key, (r, times) in rows.items():
             stage = r.get("stage")  # NaN when rows with and without a stage were concatenated
             stage = stage if isinstance(stage, str) else STAGE_OF.get(r["reason_code"], "erp")
-            found = conn.execute(sa.select(t.c.attempts, t.c.status).where(key)).first()
             values = {
                 "period": pd.Timestamp(r["period"]).date(), "document_id": r["document_id"],
                 "event": r["event"], "stage": stage,
                 "reason_code": r["reason_code"], "message": r["message"], "owner": r["owner"],
                 "last_seen": now, "status": "open", "resolved_at": None, "run_id": run_id,
+                "attempts": found.get(key, 0) + times,
             }  # fmt: skip
-            if found is None:
-                conn.execute(
-                    sa.insert(t).values(
-                        entity_id=entity_id,
-                        journal_key=r["journal_key"],
-                        attempts=1,
-                        first_seen=now,
-                        **values,
-                    )
-                )
+            if key in found:
+                seen.append({"w_entity": entity_id, "w_key": key, **values})
             else:
-                conn.execute(sa.update(t).where(key).values(attempts=found.attempts + 1, **values))
+                opened.append({"entity_id": entity_id, "journal_key": key, "first_seen": now,
+                               **values})  # fmt: skip
+        if opened:
+            conn.execute(sa.insert(t), opened)
+        if seen:
+            where = (t.c.entity_id == sa.bindparam("w_entity")) & (
+                t.c.journal_key == sa.bindparam("w_key"))  # fmt: skip
+            conn.execute(sa.update(t).where(where), seen)
 
     def open(self, entity_id: str | None = None) -> pd.DataFrame:
         return self._read(status="open", entity_id=entity_id)
@@ -112,3 +121,13 @@ class ExceptionQueue:
         with self.engine.connect() as conn:
             res = conn.execute(q)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _by_key(rows: list[dict]) -> dict[str, tuple[dict, int]]:
+    """journal key -> (its last row, how many times it came): a key held twice in one call is
+    seen twice, as two calls would count it."""
+    out: dict[str, tuple[dict, int]] = {}
+    for r in rows:
+        _, times = out.get(r["journal_key"], (None, 0))
+        out[r["journal_key"]] = (r, times + 1)
+    return out
