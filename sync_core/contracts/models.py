@@ -14,6 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from sync_core.contracts.vectorized import vectorize
 from sync_core.money import CURRENCIES, MAX_AMOUNT
 
 CONTRACT_VERSION = "1.1.0"
@@ -60,6 +61,12 @@ class _Base(pa.DataFrameModel):
     class Config:
         strict = "filter"  # unknown columns are dropped, never trusted
         coerce = True
+
+    @classmethod
+    def build_schema_(cls, **kwargs) -> pa.DataFrameSchema:
+        # the same rules, with vectorized stand-ins for pandera's costliest implementations
+        # (sync_core.contracts.vectorized); built once per model, then cached by pandera
+        return vectorize(super().build_schema_(**kwargs))
 
 
 class _Partitioned(_Base):
