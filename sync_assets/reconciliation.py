@@ -36,7 +36,7 @@ from sync_core.reconcile import (
     reconciling_items,
     subledger_balances,
 )
-from sync_core.reconcile.balances import MOVEMENT_COLUMNS, as_months, line_balances, through
+from sync_core.reconcile.balances import as_months, line_balances, through
 from sync_core.warehouse.schema import TABLES
 
 with warnings.catch_warnings():
@@ -60,13 +60,6 @@ def _entity(wh, entity: str) -> tuple[str, str]:
     return str(le["functional_currency"].iloc[0]), str(le["erp_subsidiary_id"].iloc[0])
 
 
-# what the subledger balances read of the schedule (sync_core.reconcile.balances), summed per
-# month and currency in the warehouse
-_SCHEDULE_KEYS = ["entity_id", "period", "currency", "functional_currency"]
-_SCHEDULE_SUMS = [f"{c}{suffix}"
-                  for c in ("recognized", "contra_revenue", "deferred_balance", "unbilled_balance")
-                  for suffix in ("", "_functional")]  # fmt: skip
-_MONEY = ["debit", "credit", "debit_functional", "credit_functional"]
 # the documents' columns the completeness check reads (sync_core.reconcile.completeness)
 _DOCUMENT_COLUMNS = {
     "invoices": ["entity_id", "invoice_id", "status", "finalized_at", "voided_at",
@@ -89,19 +82,18 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
     per month. Balances come from monthly totals summed in the databases (GL per posting
     month and account, accounting lines and schedule per month), completeness and reconciling
     items from the journals of the months' documents and the held and moved journals, so a
-    month costs its own documents, not the entity's history."""
+    month costs its own documents, not the entity's history
+    (``sync_core.warehouse.totals`` keeps the subledger's totals per month)."""
     functional, subsidiary = _entity(wh, entity)
     first, last = min(periods), max(periods)
     gl = erp.gl_movements(entity, subsidiary, functional, through=last)
     # only held lines are reconciling items (sync_core.reconcile.items.held_items)
     postings = wh.read("erp_postings", entity, where=TABLES["erp_postings"].c.posting_status
                        == "held")  # fmt: skip
-    queue = erp.queue()
-    every_exception, open_now = queue.all(), queue.open(entity)
-    accounting = wh.sums("accounting_lines", entity, MOVEMENT_COLUMNS[:5], _MONEY,
-                         periods=(None, last), known=tuple(_MONEY[2:]))  # fmt: skip
-    schedule = wh.sums("revenue_schedules", entity, _SCHEDULE_KEYS, _SCHEDULE_SUMS,
-                       periods=(None, last))  # fmt: skip
+    # open exceptions: a held journal's reason and owner (a journal key names its entity)
+    open_now = erp.queue().open(entity)
+    accounting = wh.totals("accounting_lines", entity, periods=(None, last))
+    schedule = wh.totals("revenue_schedules", entity, periods=(None, last))
     # where each document's lines are (by_accounting_period): its lines are never earlier
     # than its own date, so the months from the first reconciled one suffice
     placed = wh.sums("accounting_lines", entity, ["entity_id", "document_id", "event", "period"],
@@ -127,7 +119,7 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
     out = []
     for period in periods:
         items = reconciling_items(postings, item_heads, item_lines, period,
-                                  exceptions=every_exception, entity_id=entity)  # fmt: skip
+                                  exceptions=open_now, entity_id=entity)  # fmt: skip
         sub = subledger_balances(schedule, accounting, period, entity)
         gl_through = through(gl, period)
         known = functional_known(gl_through)

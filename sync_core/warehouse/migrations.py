@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from sync_core.warehouse.schema import DOCUMENT_TABLES, TABLES, metadata, schema_migrations
+from sync_core.warehouse import totals
+from sync_core.warehouse.schema import (
+    DOCUMENT_TABLES,
+    TABLES,
+    TOTALS_TABLES,
+    metadata,
+    schema_migrations,
+)
 
 V2_TABLES = ["revenue_rollforward", "deferred_revenue_waterfall", "revenue_period_close"]
 
@@ -102,6 +109,13 @@ def _partition_indexes(conn: sa.Connection) -> None:
         )
 
 
+def _totals(conn: sa.Connection) -> None:
+    """The subledger's monthly totals (``sync_core.warehouse.totals``), filled from the rows
+    already there; a new database (migration 1 created the tables empty) has none to sum."""
+    metadata.create_all(conn, tables=[TABLES[n] for n in TOTALS_TABLES], checkfirst=True)
+    totals.rebuild(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "initial canonical, derived and exception tables", _initial),
     (2, "revenue rollforward, waterfall and period close", _reports_and_close),
@@ -115,6 +129,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (6, "accounting lines, proposed journals, held journal lines in erp_postings", _proposals),
     (7, "index on (entity_id, period) of every partitioned table", _partition_indexes),
     (8, "document store of incremental recognition", _document_store),
+    (9, "monthly totals of accounting lines and revenue schedules", _totals),
 ]
 
 

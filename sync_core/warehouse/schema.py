@@ -6,6 +6,8 @@ index on them: a partition write deletes and inserts exactly those rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from sync_core.contracts.derived import DERIVED_MODELS
@@ -106,6 +108,50 @@ TABLES["document_quarantine"] = _document_table(
 )  # fmt: skip
 DOCUMENT_TABLES = ["document_index", "document_schedules", "document_lines",
                    "document_quarantine"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Monthly totals of a derived table, kept in ``table`` with the partitions they sum
+    (``sync_core.warehouse.totals``): ``amounts`` summed per ``by``; a row where one of the
+    ``known`` amounts is NULL is summed apart (``known`` False, those sums NULL)."""
+
+    source: str
+    table: str
+    by: tuple[str, ...]
+    amounts: tuple[str, ...]
+    known: tuple[str, ...] = ()
+
+
+_MONEY = ("debit", "credit", "debit_functional", "credit_functional")
+TOTALS = {
+    t.source: t
+    for t in (
+        Totals("accounting_lines", "accounting_line_totals",
+               ("entity_id", "period", "account", "currency", "functional_currency"), _MONEY,
+               known=("debit_functional", "credit_functional")),
+        Totals("revenue_schedules", "revenue_schedule_totals",
+               ("entity_id", "period", "currency", "functional_currency"),
+               tuple(f"{c}{suffix}" for c in ("recognized", "contra_revenue", "deferred_balance",
+                                              "unbilled_balance") for suffix in ("", "_functional"))),
+    )
+}  # fmt: skip
+
+
+def _totals_table(spec: Totals) -> sa.Table:
+    source = TABLES[spec.source]
+    cols = [sa.Column(c, source.c[c].type, nullable=source.c[c].nullable) for c in spec.by]
+    if spec.known:
+        cols.append(sa.Column("known", sa.Boolean, nullable=False))
+    cols += [sa.Column(c, sa.BigInteger, nullable=True) for c in spec.amounts]
+    table = sa.Table(spec.table, metadata, *cols)
+    sa.Index(f"ix_{spec.table}_partition", table.c.entity_id, table.c.period)
+    return table
+
+
+for _spec in TOTALS.values():
+    TABLES[_spec.table] = _totals_table(_spec)
+TOTALS_TABLES = [spec.table for spec in TOTALS.values()]
 
 
 schema_migrations = sa.Table(

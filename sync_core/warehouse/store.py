@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from sync_core.warehouse import fast_io
+from sync_core.warehouse import fast_io, totals
 from sync_core.warehouse.migrations import migrate
-from sync_core.warehouse.schema import TABLES
+from sync_core.warehouse.schema import TABLES, TOTALS
 
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 _ENGINES: dict[str, sa.Engine] = {}
@@ -129,6 +129,8 @@ class Warehouse:
                 )
                 if len(df):
                     fast_io.insert_frame(conn, table, df)
+                if name in TOTALS:
+                    totals.replace(conn, TOTALS[name], entity_id, days)
                 written[name] = len(df)
             if exception_scope is not None:
                 n = _replace_exceptions(conn, entity_id, days, exceptions, exception_scope, run_id)
@@ -168,12 +170,7 @@ class Warehouse:
             criteria.append(table.c.entity_id == entity_id)
         if period is not None:
             criteria.append(table.c.period == _as_date(period))
-        if periods is not None:
-            first, last = periods
-            if first is not None:
-                criteria.append(table.c.period >= _month(first))
-            if last is not None:
-                criteria.append(table.c.period <= _month(last))
+        criteria += _months(table, periods)
         if where is not None:
             criteria.append(where)
         with self.engine.connect() as conn:
@@ -192,36 +189,24 @@ class Warehouse:
     ) -> pd.DataFrame:
         """``SUM`` of the ``amounts`` columns per ``by`` of one entity's rows (the months
         ``periods`` = (first, last), inclusive, either None for open), computed in the
-        database: a reconciliation reads account totals per month, not every line.
-
-        ``known``: amount columns that may be NULL; a row where one of them is NULL is summed
-        apart (``known`` False, those sums NULL), so a caller can tell an unknown amount
-        from a zero. Amounts come back int64 (Int64 where NULL), ``period`` as UTC."""
-        table = TABLES[name]
-        cols = {c: table.c[c] for c in (*by, *amounts)}  # KeyError names a wrong column
-        keys = [cols[c] for c in by]
-        if known:  # PostgreSQL refuses a constant in GROUP BY: the flag only when asked
-            keys.append(sa.and_(*(table.c[c].isnot(None) for c in known)).label("known"))
-        sums = (sa.cast(sa.func.sum(cols[c]), sa.BigInteger).label(c) for c in amounts)
-        q = sa.select(*keys, *sums).where(table.c.entity_id == entity_id).group_by(*keys)
-        if periods is not None:
-            first, last = periods
-            if first is not None:
-                q = q.where(table.c.period >= _month(first))
-            if last is not None:
-                q = q.where(table.c.period <= _month(last))
+        database. ``known``: amount columns that may be NULL; a row where one of them is NULL
+        is summed apart (``known`` False, those sums NULL), so a caller can tell an unknown
+        amount from a zero. Amounts come back int64 (Int64 where NULL), ``period`` UTC."""
+        table, amounts = TABLES[name], list(amounts)
+        q = totals.grouped(table, list(by), amounts, known,
+                           [table.c.entity_id == entity_id, *_months(table, periods)])  # fmt: skip
         with self.engine.connect() as conn:
-            res = conn.execute(q)
-            df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        if known:
-            df["known"] = df["known"].astype(bool)
-        for c in amounts:
-            if c in known:
-                df[c] = df[c].astype("Int64").where(df["known"])
-            df[c] = df[c].astype("int64" if df[c].notna().all() else "Int64")
-        if "period" in df:
-            df["period"] = pd.to_datetime(df["period"], utc=True)
-        return df
+            return totals.read(conn, q, amounts, known)
+
+    def totals(self, name: str, entity_id: str, *, periods: tuple | None = None):
+        """The monthly totals of ``accounting_lines`` or ``revenue_schedules``
+        (``schema.TOTALS``) of one entity: what :meth:`sums` gives per the totals' grouping,
+        read from the totals kept with the partitions instead of from every row."""
+        spec = TOTALS[name]
+        table = TABLES[spec.table]
+        q = sa.select(table).where(table.c.entity_id == entity_id, *_months(table, periods))
+        with self.engine.connect() as conn:
+            return totals.read(conn, q, spec.amounts, spec.known)
 
     def close_period(self, entity_id: str, through, closed_by: str | None = None) -> None:
         """Close an entity's revenue through a month: later changes to it become corrections
@@ -266,6 +251,17 @@ class Warehouse:
         with self.engine.connect() as conn:
             result = conn.execute(q)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _months(table: sa.Table, periods: tuple | None) -> list:
+    """The criteria keeping the months (first, last), inclusive, either None for open."""
+    first, last = periods if periods is not None else (None, None)
+    out = []
+    if first is not None:
+        out.append(table.c.period >= _month(first))
+    if last is not None:
+        out.append(table.c.period <= _month(last))
+    return out
 
 
 def _month(value) -> date:
