@@ -5,7 +5,9 @@ external id. A batch is posted in one transaction: journals are inserted with
 ``ON CONFLICT (external_id) DO NOTHING`` and only the lines of journals inserted by this batch
 follow, so a retried, replayed or crashed-and-rerun batch can never duplicate a posting and
 never leaves a journal without its lines. On PostgreSQL the batch goes through the bulk path:
-COPY into temporary staging tables, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+COPY into temporary staging tables, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. On
+SQLite the rows go to the driver's ``executemany`` as tuples built column by column, with the
+values SQLAlchemy's typed insert would bind (:func:`_sqlite_values`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from sync_core.warehouse.fast_io import copy_frame
+from sync_core.warehouse.fast_io import copy_frame, dates, insert_frame
 
 ledger_metadata = sa.MetaData()
 
@@ -173,8 +175,10 @@ class SqlLedger:
             inserted = _post_generic(conn, headers, lines)
         if inserted and sources is not None and len(sources):
             mine = sources[sources["external_id"].isin(set(inserted))]
-            if len(mine):
-                conn.execute(sa.insert(line_sources), _py(mine, SOURCE_COLS))
+            if len(mine) and conn.dialect.name == "postgresql":
+                insert_frame(conn, line_sources, mine[SOURCE_COLS])  # COPY
+            elif len(mine):
+                _insert_rows(conn, line_sources, mine, SOURCE_COLS)
         ids = list(headers["external_id"])
         new = set(inserted)
         return LedgerPostResult(
@@ -224,16 +228,44 @@ def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
                 conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
 
 
-def _py(df: pd.DataFrame, cols: list[str]) -> list[dict]:
-    out = df[cols].astype(object).where(df[cols].notna(), None)
-    recs = out.to_dict("records")
-    for r in recs:
-        for k in ("period", "source_period", "transaction_date"):
-            if k in r and r[k] is not None:
-                r[k] = pd.Timestamp(r[k]).date()
-        if "posted_at" in r and r["posted_at"] is not None:
-            r["posted_at"] = pd.Timestamp(r["posted_at"]).to_pydatetime()
-    return recs
+def _sqlite_values(s: pd.Series, column: sa.Column, dialect: sa.Dialect) -> list:
+    """One column as the SQLite driver values SQLAlchemy's insert binds for it, so what is
+    stored stays what ``conn.execute(insert, records)`` stored: a missing value as NULL,
+    a date as ``YYYY-MM-DD`` (the wall date of a timestamp, as ``Timestamp.date()``), a
+    datetime as its wall time ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLite's DATETIME format, time
+    zone dropped), a boolean as 0/1, integers and text as given. Datetime64, integer and
+    boolean columns are converted by numpy; any other column value by value, through the
+    column type's own bind processor."""
+    typ = column.type
+    # extension dtypes (Int64, boolean, string: nulls as pd.NA) go value by value, as objects
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype | pd.DatetimeTZDtype) else "O"
+    if kind == "M" and isinstance(typ, sa.Date):
+        return dates(s).tolist()
+    if kind == "M" and isinstance(typ, sa.DateTime):
+        wall = s.dt.tz_localize(None) if s.dt.tz is not None else s
+        text = np.datetime_as_string(wall.to_numpy("datetime64[us]"), unit="us")
+        return [None if t == "NaT" else t.replace("T", " ", 1) for t in text.tolist()]
+    if kind == "b" and isinstance(typ, sa.Boolean):
+        return s.to_numpy().astype(np.int64).tolist()
+    if kind in "iu" and not isinstance(typ, sa.Boolean | sa.Date | sa.DateTime):
+        return s.tolist()  # Python ints
+    values = s.to_numpy(object, copy=True)
+    values[pd.isna(values)] = None
+    values = values.tolist()
+    if isinstance(typ, sa.Date):
+        values = [None if v is None else pd.Timestamp(v).date() for v in values]
+    elif isinstance(typ, sa.DateTime):
+        values = [None if v is None else pd.Timestamp(v).to_pydatetime() for v in values]
+    process = typ.dialect_impl(dialect).bind_processor(dialect)
+    return values if process is None else [process(v) for v in values]
+
+
+def _insert_rows(conn, table: sa.Table, df: pd.DataFrame, cols: list[str]) -> None:
+    """``INSERT`` the rows of ``df[cols]`` into ``table`` on SQLite: one ``executemany`` of
+    tuples built column-wise (:func:`_sqlite_values`)."""
+    sql = sa.insert(table).compile(dialect=conn.dialect, column_keys=cols)
+    values = {c: _sqlite_values(df[c], table.c[c], conn.dialect) for c in cols}
+    conn.exec_driver_sql(sql.string, list(zip(*(values[c] for c in sql.positiontup))))
 
 
 _STAGE = sa.Table(  # SQLite staging of journal headers (per connection)
@@ -250,7 +282,7 @@ def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]
     not there yet; only their lines are inserted (one transaction, as on PostgreSQL)."""
     _STAGE.create(conn, checkfirst=True)
     conn.execute(sa.delete(_STAGE))
-    conn.execute(sa.insert(_STAGE), _py(headers, JOURNAL_COLS))  # typed like the ledger
+    _insert_rows(conn, _STAGE, headers, JOURNAL_COLS)  # typed like the ledger
     cols = ", ".join(JOURNAL_COLS)
     inserted = [
         r[0]
@@ -263,7 +295,7 @@ def _post_generic(conn, headers: pd.DataFrame, lines: pd.DataFrame) -> list[str]
     if inserted:
         mine = lines[lines["external_id"].isin(set(inserted))]
         if len(mine):
-            conn.execute(sa.insert(journal_lines), _py(mine, LINE_COLS))
+            _insert_rows(conn, journal_lines, mine, LINE_COLS)
     return inserted
 
 
