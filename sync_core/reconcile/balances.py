@@ -44,8 +44,13 @@ def month(period) -> pd.Timestamp:
 
 def as_months(values: pd.Series) -> pd.Series:
     """A column of dates, timestamps or strings as UTC month starts (for comparisons)."""
-    ts = pd.to_datetime(pd.Series(values), utc=True)
-    return ts.dt.normalize() - pd.to_timedelta(ts.dt.day - 1, unit="D")
+    s = pd.Series(values)
+    # a tz-aware column as it is: to_datetime would look for duplicates to cache first
+    ts = s.dt.tz_convert("UTC") if isinstance(s.dtype, pd.DatetimeTZDtype) else pd.to_datetime(
+        s, utc=True)  # fmt: skip
+    # truncated to the month in numpy: the pandas accessors cost ~100x more per value
+    starts = ts.dt.tz_convert(None).to_numpy("datetime64[ns]").astype("datetime64[M]")
+    return pd.Series(starts.astype("datetime64[ns]"), index=ts.index).dt.tz_localize("UTC")
 
 
 def empty_balances() -> pd.DataFrame:
