@@ -1,12 +1,17 @@
 """The subscription-platform source resource: the file drop, or the seeded demo platform.
 
-Reading is parse-once: an object's files are parsed, its records given their accounting period
-(and, for the Stripe mirror, reduced to the latest snapshot per id) once per content version,
-and a partition is then a lookup (``filedrop.PartitionIndex``). The cache holds one version of
-each object per folder, with no per-entity copies: a changed file (name, mtime or size), a
-changed header file for a line object, or a newly committed mirror batch replaces it.
+Reading is parse-once: an object's files are parsed (a file drop in chunks of ``CHUNK_ROWS``
+records), its records given their accounting period (and, for the Stripe mirror, reduced to
+the latest snapshot per id) once per content version, and spilled to a temporary folder, one
+file per legal entity (:class:`SpilledObject`). A partition is then a lookup in its entity's
+records, the only ones of that object in memory; a run of one entity never holds another's.
+The cache holds one version of each object per folder: a changed file (name, mtime or size),
+a changed header file for a line object, or a newly committed mirror batch replaces it.
 """
 
+import pickle
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -16,9 +21,88 @@ import pandas as pd
 from sync_core import filedrop
 from sync_core.stripe import landing
 
+CHUNK_ROWS = 200_000  # records of a file parsed and typed at once
+_NO_ENTITY = "\0no-entity"  # the spill file of records without an entity id
+
+
+class SpilledObject:
+    """An object's records with their period, spilled to disk one file per legal entity: a
+    partition is a lookup in its entity's records, loaded when asked for and kept until
+    another entity's are (:class:`filedrop.PartitionIndex`). Memory holds one entity's
+    records per object, never every entity's."""
+
+    def __init__(self, folder: Path, empty: pd.DataFrame, entities: dict[str, Path]):
+        self.folder, self.empty, self.entities = folder, empty, entities
+        self._loaded: tuple[str, filedrop.PartitionIndex] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def spill(cls, chunks, folder: Path) -> "SpilledObject":
+        """Write typed chunks (with ``period``) to ``folder``, by entity, in record order."""
+        folder.mkdir(parents=True)
+        files: dict[str, Path] = {}
+        empty, offset = None, 0
+        for chunk in chunks:
+            chunk.index = pd.RangeIndex(offset, offset + len(chunk))  # the record's position
+            offset += len(chunk)
+            empty = chunk.iloc[:0] if empty is None else empty
+            ids = chunk["entity_id"].where(chunk["entity_id"].notna(), _NO_ENTITY).astype(str)
+            for entity, rows in ids.groupby(ids, sort=False).indices.items():
+                path = files.setdefault(entity, folder / f"{len(files)}.pkl")
+                with path.open("ab") as f:
+                    pickle.dump(chunk.iloc[rows], f, protocol=pickle.HIGHEST_PROTOCOL)
+        return cls(folder, empty, files)
+
+    def _records(self, entity: str) -> pd.DataFrame:
+        path = self.entities.get(entity)
+        if path is None:
+            return self.empty
+        parts = []
+        with path.open("rb") as f:
+            while True:
+                try:
+                    parts.append(pickle.load(f))
+                except EOFError:
+                    break
+        return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every record, in file order (each read builds it: a full copy)."""
+        parts = [self._records(e) for e in self.entities] or [self.empty]
+        return pd.concat(parts).sort_index().reset_index(drop=True)
+
+    def columns(self, *names: str) -> pd.DataFrame:
+        """Some columns of every record (what a line object needs of its header)."""
+        parts = [self._records(e)[list(names)] for e in self.entities]
+        return pd.concat(parts or [self.empty[list(names)]], ignore_index=True)
+
+    def partition(self, entity_id, period) -> pd.DataFrame:
+        if not isinstance(entity_id, str):
+            return filedrop.PartitionIndex(self.frame).partition(entity_id, period)
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != entity_id:
+                self._loaded = None  # the previous entity's records go first
+                records = self._records(entity_id).reset_index(drop=True)
+                self._loaded = (entity_id, filedrop.PartitionIndex(records))
+            index = self._loaded[1]
+        return index.partition(entity_id, period)
+
+    def drop(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 # (folder, "files" | "mirror", object) -> (content version, the object's records)
-_CACHE: dict[tuple[str, str, str], tuple[tuple, filedrop.PartitionIndex]] = {}
+_CACHE: dict[tuple[str, str, str], tuple[tuple, SpilledObject]] = {}
 _CACHE_LOCK = threading.Lock()
+_SPILL: list[tempfile.TemporaryDirectory] = []  # removed when the process exits
+
+
+def _spill_folder(object_name: str) -> Path:
+    with _CACHE_LOCK:
+        if not _SPILL:
+            _SPILL.append(tempfile.TemporaryDirectory(prefix="billing-source-"))
+        return Path(tempfile.mkdtemp(prefix=f"{object_name}-", dir=_SPILL[0].name)) / "spill"
 
 
 def _fingerprint(folder: Path, object_name: str) -> tuple:
@@ -26,9 +110,21 @@ def _fingerprint(folder: Path, object_name: str) -> tuple:
     return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
+def _chunks(folder: Path, object_name: str, committed, header: pd.DataFrame | None):
+    """The object's typed records with their period, a chunk at a time for a file drop;
+    the mirror's latest snapshots need every record at once."""
+    if committed is not None:
+        records = filedrop.read_object(folder, object_name)
+        records = landing.latest_records(records, object_name, set(committed), header)
+        yield filedrop.add_period(object_name, records, header)
+        return
+    for chunk in filedrop.iter_object(folder, object_name, CHUNK_ROWS):
+        yield filedrop.add_period(object_name, chunk, header)
+
+
 def read_indexed(
     folder: Path, object_name: str, committed: frozenset[str] | None = None
-) -> filedrop.PartitionIndex:
+) -> SpilledObject:
     """An object's records with their period, parsed once per content version per process.
 
     ``committed``: the Stripe mirror's committed batches (``landing.latest_records``); None for
@@ -46,19 +142,26 @@ def read_indexed(
         hit = _CACHE.get(key)
         if hit is not None and hit[0] == version:
             return hit[1]
-        _CACHE.pop(key, None)  # the old version goes before the new one is parsed
-    header = read_indexed(folder, header_name, committed).frame if header_name else None
-    records = filedrop.read_object(folder, object_name)
-    if committed is not None:
-        records = landing.latest_records(records, object_name, set(committed), header)
-    if object_name != "legal_entities":
-        records = filedrop.add_period(object_name, records, header)
-    index = filedrop.PartitionIndex(records)
+        old = _CACHE.pop(key, None)  # the old version goes before the new one is parsed
+    if old is not None:
+        old[1].drop()
+    header = None
+    if header_name:
+        _, _, hkey = filedrop.HEADER_OF[object_name]
+        spilled = read_indexed(folder, header_name, committed)
+        # what the lines take of their header: its id and period (the mirror: every column)
+        header = spilled.frame if committed is not None else spilled.columns(hkey, "period")
+    if object_name == "legal_entities":
+        records = SpilledObject.spill(filedrop.iter_object(folder, object_name),
+                                      _spill_folder(object_name))  # fmt: skip
+    else:
+        records = SpilledObject.spill(_chunks(folder, object_name, committed, header),
+                                      _spill_folder(object_name))  # fmt: skip
     with _CACHE_LOCK:
         for k in [k for k in _CACHE if not Path(k[0]).is_dir()]:  # a folder since removed
-            del _CACHE[k]
-        _CACHE[key] = (version, index)
-    return index
+            _CACHE.pop(k)[1].drop()
+        _CACHE[key] = (version, records)
+    return records
 
 
 class BillingSourceResource(dg.ConfigurableResource):
@@ -94,7 +197,7 @@ class BillingSourceResource(dg.ConfigurableResource):
 
     def read(self, object_name: str) -> pd.DataFrame:
         """Every record of an object, typed, with its accounting ``period`` (a copy)."""
-        return self._indexed(object_name).frame.copy()
+        return self._indexed(object_name).frame
 
     def read_partition(
         self, object_name: str, entity_id: str, period: pd.Timestamp
@@ -102,7 +205,7 @@ class BillingSourceResource(dg.ConfigurableResource):
         """The records of one entity x period (those of :meth:`read` there), by lookup."""
         return self._indexed(object_name).partition(entity_id, period)
 
-    def _indexed(self, object_name: str) -> filedrop.PartitionIndex:
+    def _indexed(self, object_name: str) -> SpilledObject:
         folder = self.folder()
         if self.kind != "stripe_mirror":
             return read_indexed(folder, object_name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,9 @@ def _lines(text: str):
     return (m.group() for m in _LINE.finditer(text))
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
+def _read_csv(path: Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The file's records as raw text frames (indexed by line number), ``chunk_rows`` at a
+    time (all at once when None); a file with a header and no record gives one empty frame."""
     text = path.read_text(encoding="utf-8")
     reader = csv.reader(_lines(text), strict=True)
     try:
@@ -108,7 +111,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
         raise FileDropParseError(path, 1, None, "empty file: a header row is required") from None
     except csv.Error as exc:
         raise FileDropParseError(path, 1, None, f"malformed header: {exc}") from None
-    rows, lines = [], []
+    rows, lines, given = [], [], False
     try:
         for row in reader:
             if not row:
@@ -122,14 +125,21 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
                 )
             rows.append(row)
             lines.append(reader.line_num)
+            if chunk_rows is not None and len(rows) >= chunk_rows:
+                yield _raw_frame(rows, lines, header)
+                rows, lines, given = [], [], True
     except csv.Error as exc:
         raise FileDropParseError(path, reader.line_num, None, f"malformed CSV: {exc}") from None
     del reader, text
+    if rows or not given:
+        yield _raw_frame(rows, lines, header)
+
+
+def _raw_frame(rows: list, lines: list, header: list) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=header, dtype=object)
-    del rows
     df = df.where(df != "", None)
     df.index = pd.Index(lines, name="_line")
-    return df, 1
+    return df
 
 
 def _read_ndjson(path: Path) -> pd.DataFrame:
@@ -232,21 +242,29 @@ def read_object(folder: str | Path, object_name: str) -> pd.DataFrame:
     Columns are the contract's (without ``period``) plus ``_source`` and ``_line`` for
     tracing a record back to its file. Missing files give an empty frame.
     """
+    return pd.concat(list(iter_object(folder, object_name)), ignore_index=True)
+
+
+def iter_object(
+    folder: str | Path, object_name: str, chunk_rows: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_object` in pieces of at most ``chunk_rows`` records of a CSV file (an
+    NDJSON file whole), in file order: what parsing holds at once is one piece."""
     folder = Path(folder)
     if object_name not in MODELS:
         raise KeyError(f"unknown object {object_name!r}; expected one of {sorted(MODELS)}")
-    frames = []
-    for path in object_files(folder, object_name):
-        raw = _read_ndjson(path) if path.suffix == ".ndjson" else _read_csv(path)[0]
-        frames.append(_parse(path, raw, object_name))
-    if not frames:
+    paths = object_files(folder, object_name)
+    for path in paths:
+        raws = [_read_ndjson(path)] if path.suffix == ".ndjson" else _read_csv(path, chunk_rows)
+        for raw in raws:
+            yield _parse(path, raw, object_name)
+    if not paths:
         empty = pd.DataFrame(index=pd.RangeIndex(0))
-        return _parse(
+        yield _parse(
             folder / f"{object_name}.csv",
             empty.assign(**{c.name: pd.Series(dtype=object) for c in file_columns(object_name)}),
             object_name,
         )
-    return pd.concat(frames, ignore_index=True)
 
 
 def month_start(ts: pd.Series) -> pd.Series:

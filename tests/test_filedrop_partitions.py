@@ -14,6 +14,7 @@ import pytest
 
 from resources import billing_source
 from resources.billing_source import BillingSourceResource
+from sync_core import filedrop
 from sync_core.filedrop import FileDropParseError, _lines, _shared
 
 JAN, FEB, MAR = (pd.Timestamp(f"2025-{m:02d}-01", tz="UTC") for m in (1, 2, 3))
@@ -207,3 +208,36 @@ def test_shared_strings_keep_values_and_nulls():
     assert out.iloc[0] is out.iloc[2] and out.iloc[1] is None
     unique = pd.Series([f"id_{i}" for i in range(5)])
     pd.testing.assert_series_equal(_shared(unique), unique.astype(object))
+
+
+def test_records_parsed_in_chunks_and_spilled_by_entity_read_as_the_whole_file(drop, monkeypatch):
+    """Two records at a time (a chunk boundary inside each file): every partition, and the
+    whole read in file order, are what one parse of the whole file gives; a bad record in a
+    later chunk names its own line."""
+    whole = {
+        name: filedrop.with_period(
+            name,
+            filedrop.read_object(drop, name),
+            filedrop.with_period("invoices", filedrop.read_object(drop, "invoices")),
+        )  # fmt: skip
+        for name in ("invoices", "invoice_lines")
+    }
+    monkeypatch.setattr(billing_source, "CHUNK_ROWS", 2)
+    src = BillingSourceResource(kind="file_drop", path=str(drop))
+    for name, df in whole.items():
+        pd.testing.assert_frame_equal(src.read(name), df)
+        for entity in ("US01", "UK01", "DE01"):
+            for period in (JAN, FEB, MAR):
+                mask = (df["entity_id"] == entity) & (df["period"] == period)
+                pd.testing.assert_frame_equal(
+                    src.read_partition(name, entity, period), df[mask].reset_index(drop=True)
+                )
+    # memory holds the last entity's records only
+    spilled = cached(drop, "invoices")[0][1]
+    src.read_partition("invoices", "UK01", JAN)
+    assert spilled._loaded[0] == "UK01" and len(spilled._loaded[1].frame) == 1
+    bad = [invoice("US01", f"in_{i}", "2025-01-02T00:00:00Z") for i in range(4)]
+    bad.append(invoice("US01", "in_9", "31/01/2025"))
+    write(drop / "invoices.csv", INVOICE_HEADER, *bad)
+    with pytest.raises(FileDropParseError, match="line 6, field 'finalized_at'"):
+        src.read_partition("invoices", "US01", JAN)
