@@ -26,15 +26,13 @@ _NO_ENTITY = "\0no-entity"  # the spill file of records without an entity id
 
 
 class SpilledObject:
-    """An object's records with their period, spilled to disk one file per legal entity: a
-    partition is a lookup in its entity's records, loaded when asked for and kept until
-    another entity's are (:class:`filedrop.PartitionIndex`). Memory holds one entity's
-    records per object, never every entity's."""
+    """An object's records with their period, spilled to disk one file per legal entity: the
+    partitions of a read are lookups in their entity's records, loaded for that read and let
+    go after it (:class:`filedrop.PartitionIndex`). Memory holds one entity's records of one
+    object while a read runs, and none between reads."""
 
     def __init__(self, folder: Path, empty: pd.DataFrame, entities: dict[str, Path]):
         self.folder, self.empty, self.entities = folder, empty, entities
-        self._loaded: tuple[str, filedrop.PartitionIndex] | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def spill(cls, chunks, folder: Path) -> "SpilledObject":
@@ -77,16 +75,20 @@ class SpilledObject:
         parts = [self._records(e)[list(names)] for e in self.entities]
         return pd.concat(parts or [self.empty[list(names)]], ignore_index=True)
 
-    def partition(self, entity_id, period) -> pd.DataFrame:
-        if not isinstance(entity_id, str):
-            return filedrop.PartitionIndex(self.frame).partition(entity_id, period)
-        with self._lock:
-            if self._loaded is None or self._loaded[0] != entity_id:
-                self._loaded = None  # the previous entity's records go first
-                records = self._records(entity_id).reset_index(drop=True)
-                self._loaded = (entity_id, filedrop.PartitionIndex(records))
-            index = self._loaded[1]
-        return index.partition(entity_id, period)
+    def partitions(self, keys) -> list[pd.DataFrame]:
+        """The records of each (entity, period) in ``keys``, in that order: each entity's
+        records are loaded once for all its periods and let go before the next entity's."""
+        out: dict[int, pd.DataFrame] = {}
+        by_entity: dict = {}
+        for i, (entity_id, period) in enumerate(keys):
+            by_entity.setdefault(entity_id, []).append((i, period))
+        for entity_id, wanted in by_entity.items():
+            records = self._records(entity_id) if isinstance(entity_id, str) else self.frame
+            index = filedrop.PartitionIndex(records.reset_index(drop=True))
+            for i, period in wanted:
+                out[i] = index.partition(entity_id, period)
+            del index, records
+        return [out[i] for i in range(len(keys))]
 
     def drop(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -203,7 +205,12 @@ class BillingSourceResource(dg.ConfigurableResource):
         self, object_name: str, entity_id: str, period: pd.Timestamp
     ) -> pd.DataFrame:
         """The records of one entity x period (those of :meth:`read` there), by lookup."""
-        return self._indexed(object_name).partition(entity_id, period)
+        return self.read_partitions(object_name, [(entity_id, period)])[0]
+
+    def read_partitions(self, object_name: str, keys) -> list[pd.DataFrame]:
+        """:meth:`read_partition` of each (entity, period) of ``keys``, an entity's records
+        loaded once for all its periods."""
+        return self._indexed(object_name).partitions(list(keys))
 
     def _indexed(self, object_name: str) -> SpilledObject:
         folder = self.folder()

@@ -33,8 +33,7 @@ _RANGED = dg.BackfillPolicy.single_run()
 
 def read_partitions(source: BillingSourceResource, object_name: str, keys) -> pd.DataFrame:
     """The source records of every partition of the run (one, or a backfill's range)."""
-    frames = [source.read_partition(object_name, *split_partition_key(k)) for k in keys]
-    return combined(frames)
+    return combined(source.read_partitions(object_name, [split_partition_key(k) for k in keys]))
 
 
 @dg.asset(

@@ -232,10 +232,15 @@ def test_records_parsed_in_chunks_and_spilled_by_entity_read_as_the_whole_file(d
                 pd.testing.assert_frame_equal(
                     src.read_partition(name, entity, period), df[mask].reset_index(drop=True)
                 )
-    # memory holds the last entity's records only
+    # a read loads each of its entities' records once, and nothing stays loaded after it
     spilled = cached(drop, "invoices")[0][1]
-    src.read_partition("invoices", "UK01", JAN)
-    assert spilled._loaded[0] == "UK01" and len(spilled._loaded[1].frame) == 1
+    loads = []
+    records = spilled._records
+    monkeypatch.setattr(spilled, "_records", lambda e: loads.append(e) or records(e))
+    got = src.read_partitions("invoices", [("US01", JAN), ("UK01", JAN), ("US01", FEB)])
+    assert [ids(df, "invoice_id") for df in got] == [["in_1", "in_3", "in_5"], ["in_4"], ["in_2"]]
+    assert sorted(loads) == ["UK01", "US01"]
+    assert set(vars(spilled)) == {"folder", "empty", "entities", "_records"}
     bad = [invoice("US01", f"in_{i}", "2025-01-02T00:00:00Z") for i in range(4)]
     bad.append(invoice("US01", "in_9", "31/01/2025"))
     write(drop / "invoices.csv", INVOICE_HEADER, *bad)
