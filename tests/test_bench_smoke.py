@@ -75,12 +75,21 @@ def test_month_close_growth_smoke():
     from benchmarks.run import LOWER_IS_BETTER, meets
 
     rows = bench_growth.main(subscriptions=40, months=7, entities=1)
-    assert [r["name"] for r in rows] == ["month_close_growth", "month_close_growth_wall"]
+    assert [r["name"] for r in rows] == [
+        "month_close_growth", "month_close_growth_fit", "month_close_growth_wall"]  # fmt: skip
     for r in rows:
         assert r["name"] in LOWER_IS_BETTER
         assert set(r) == {"name", "ours", "peer", "unit", "ratio", "target"}
         assert abs(r["ratio"] - r["ours"] / r["peer"]) <= 0.01 * r["ratio"] + 0.01
     assert meets(rows[0]) == (rows[0]["ratio"] <= 1.2)
+
+
+def test_growth_fit_reads_the_line_through_months_two_onwards():
+    from benchmarks.bench_growth import fitted
+
+    # month 1 (storing every document) is left out; 10 s + 0.5 s a month after it, noise
+    # that cancels on the line
+    assert fitted([30.0, 10.5, 11.5, 11.5, 12.5, 12.5], 3, 6) == pytest.approx((11.2, 12.7))
 
 
 def test_demo_measure_reports_child_peak_memory(tmp_path):
