@@ -15,13 +15,16 @@ location joins both commands without a change here.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from functools import cache
 
 import dagster as dg
 import pandas as pd
+from dagster._core.execution import execute_in_process
 
 from sync_assets.billing import GROUP as INGEST_GROUP
 from sync_assets.definitions import ALL_ASSETS, LOCAL, defs
@@ -69,7 +72,7 @@ def materialize(instance, resources, selection, key=None, trigger: str = "demo",
     if last is not None and str(last) != str(key):
         tags |= {RANGE_START: str(key), RANGE_END: str(last)}
         key = None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _outputs_not_kept():
         warnings.simplefilter("ignore")
         return dg.materialize(
             ALL_ASSETS,
@@ -82,6 +85,32 @@ def materialize(instance, resources, selection, key=None, trigger: str = "demo",
             # progress is ours to print; the run's events are in the instance (make ui)
             run_config=QUIET,
         )
+
+
+_CAPTURE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _outputs_not_kept():
+    """``dg.materialize`` keeps every step's output in memory for its result until the run
+    ends (``execute_in_process`` passes ``output_capturing_enabled=True`` to
+    ``core_execute_in_process``; dagster 1.13.27, pinned). The outputs are in the warehouse
+    (the IO manager wrote them) and nothing here reads them from the result, so a ranged run
+    would hold every month's frames of every asset at once for nothing: this turns the
+    capture off for the calls inside it. ``tests/test_runner_memory.py`` fails if the
+    hook point moves."""
+    with _CAPTURE_LOCK:
+        original = execute_in_process.core_execute_in_process
+
+        def without_capture(*args, **kwargs):
+            kwargs["output_capturing_enabled"] = False
+            return original(*args, **kwargs)
+
+        execute_in_process.core_execute_in_process = without_capture
+        try:
+            yield
+        finally:
+            execute_in_process.core_execute_in_process = original
 
 
 def month_ranges(keys: Iterable[Partition]) -> list[tuple[str, str, str, int]]:
