@@ -7,9 +7,9 @@ copied (SQLite backup) for the peer, so each side closes from scratch.
 
 - ours: what a period close runs for US01 over 2025: ``sync_assets.runner.run_stages(instance,
   resources, ingest=[], derived=[("US01", "2025-01-01"), ..., ("US01", "2025-12-01")])``,
-  in process, one run per month: revenue (schedules, rollforward, waterfall, accounting
-  lines), proposed journals and their checks, ERP postings into the SQL ledger,
-  reconciliation, the exception queue.
+  in process, one ranged run of the 12 months (as a single-run backfill): revenue
+  (schedules, rollforward, waterfall, accounting lines), proposed journals and their checks,
+  ERP postings into the SQL ledger, reconciliation, the exception queue.
 - peer: the engine in one process on the same data, the way a script would close the year:
   read US01's canonical documents and customers from the warehouse once, ``recognize`` once
   (``sync_core.revenue.recognize``, as ``sync_core.recognition.entity_history`` frames them),
