@@ -14,6 +14,7 @@ location joins both commands without a change here.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -111,6 +112,9 @@ def _outputs_not_kept():
             yield
         finally:
             execute_in_process.core_execute_in_process = original
+            # what the run left in reference cycles (pooled connections among it) goes now,
+            # while the databases are open, not at interpreter exit
+            gc.collect()
 
 
 def month_ranges(keys: Iterable[Partition]) -> list[tuple[str, str, str, int]]:
