@@ -33,6 +33,11 @@ def grouped(table: sa.Table, by: Sequence[str], amounts: Sequence[str], known=()
     return sa.select(*keys, *sums).where(*where).group_by(*keys)
 
 
+def _columns(spec: Totals) -> list[str]:
+    """The totals table's columns in the order :func:`grouped` selects them."""
+    return [*spec.by, *(["known"] if spec.known else []), *spec.amounts]
+
+
 def replace(conn: sa.Connection, spec: Totals, entity_id: str, days: Iterable[date]) -> None:
     """Recompute the totals of the entity's ``days`` partitions from the source rows."""
     totals, source = TABLES[spec.table], TABLES[spec.source]
@@ -42,8 +47,7 @@ def replace(conn: sa.Connection, spec: Totals, entity_id: str, days: Iterable[da
     )
     q = grouped(source, spec.by, spec.amounts, spec.known,
                 [source.c.entity_id == entity_id, source.c.period.in_(days)])  # fmt: skip
-    names = [*spec.by, *(["known"] if spec.known else []), *spec.amounts]
-    conn.execute(sa.insert(totals).from_select(names, q))
+    conn.execute(sa.insert(totals).from_select(_columns(spec), q))
 
 
 def rebuild(conn: sa.Connection) -> None:
@@ -51,9 +55,8 @@ def rebuild(conn: sa.Connection) -> None:
     for spec in TOTALS.values():
         totals = TABLES[spec.table]
         conn.execute(sa.delete(totals))
-        names = [*spec.by, *(["known"] if spec.known else []), *spec.amounts]
         q = grouped(TABLES[spec.source], spec.by, spec.amounts, spec.known)
-        conn.execute(sa.insert(totals).from_select(names, q))
+        conn.execute(sa.insert(totals).from_select(_columns(spec), q))
 
 
 def read(conn: sa.Connection, q, amounts: Sequence[str], known: Sequence[str]) -> pd.DataFrame:
