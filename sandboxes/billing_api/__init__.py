@@ -1,0 +1,51 @@
+"""A sandbox billing API: a Stripe-compatible subset over the demo platform's data.
+
+Standard library only (``http.server.ThreadingHTTPServer``), bound to a loopback address. The
+data is the seeded demo generator's canonical file-drop folder (generated on start, or an
+existing folder), rendered as Stripe-shaped JSON (API ``2025-03-31.basil`` shapes):
+
+- ids are the canonical ids (``cus_...``, ``sub_...``, ``si_...``, ``in_...``, ``il_...``,
+  ``cn_...``, ``cnli_...``, ``py_...`` charges, ``re_...`` refunds); every object has
+  ``object``; ``metadata.legal_entity`` is the canonical ``entity_id`` and customers carry
+  ``metadata.erp_customer_id``; invoices and charges carry ``metadata.fx_rate`` (Stripe has no
+  ERP rate: this stands in for the integration's rate source).
+- invoice lines use the nested ``parent`` shape (``subscription_item_details`` for recurring,
+  usage and proration lines, the latter with ``invoice_item`` set; ``invoice_item_details`` for
+  one-off items), ``pricing.price_details``, ``taxes[]`` and ``period.start/end`` (epoch s).
+- subscriptions show their current state (last contract version per item); canceled ones are
+  listed only with ``status=all`` (as Stripe). Metered prices are tiered: ``tiers`` appear on
+  ``GET /v1/prices/{id}?expand[]=tiers`` only.
+
+Endpoints (GET; ``limit`` 1-100 default 10, ``starting_after``, ``ending_before``,
+``created[gte|gt|lte|lt]``, newest first by ``(created, id)`` so objects sharing a second page
+deterministically, ``has_more``): ``/v1/customers``, ``/v1/subscriptions``
+(``status``, ``customer``), ``/v1/subscription_items?subscription=``, ``/v1/invoices``
+(``customer``, ``subscription``, ``status``), ``/v1/invoices/{id}/lines``,
+``/v1/credit_notes`` (``invoice``), ``/v1/credit_notes/{id}/lines``, ``/v1/charges``,
+``/v1/invoice_payments`` (``invoice``), ``/v1/refunds`` (``charge``), ``/v1/events``
+(``type`` with a trailing ``*`` wildcard, ``types[]``), ``/v1/billing/meter_events``
+(**sandbox only**: Stripe cannot list meter events), and ``GET /v1/<collection>/{id}`` for
+each, ``GET /v1/prices/{id}``. Invoices and credit notes embed their first 10 lines with
+``has_more`` when there are more. Events (``data.object`` a snapshot of the object at the
+time): ``customer.created``, ``customer.subscription.created``,
+``customer.subscription.updated`` (per amendment), ``invoice.finalized``, ``invoice.paid``,
+``invoice.voided``, ``credit_note.created``, ``credit_note.voided``, ``charge.succeeded``,
+``charge.failed``, ``refund.created``, ``charge.refunded``.
+
+Test hooks (JSON bodies): ``POST /sandbox/events`` ``{"type", "object", "created"?}`` upserts
+the object into its collection and appends an event; ``POST /sandbox/faults`` sets
+``burst_429`` (next N API requests answer 429 with ``Retry-After: retry_after_s``),
+``burst_500``, ``burst_disconnect`` (close without an answer), ``error_rate_500`` (seeded
+``seed``), ``slow_page_ms``; ``GET /sandbox/stats``. Every request needs
+``Authorization: Bearer <any non-empty key>`` (401 otherwise).
+
+Run: ``python -m sandboxes.billing_api --port 0 --subscriptions 300``. In tests:
+``with BillingSandbox(subscriptions=50) as api: api.url, api.add_event(...), api.faults(...),
+api.request_count``.
+"""
+
+from sandboxes.billing_api.collections import API_VERSION, COLLECTIONS, ApiError
+from sandboxes.billing_api.server import BillingSandbox
+from sandboxes.billing_api.state import BillingState
+
+__all__ = ["API_VERSION", "COLLECTIONS", "ApiError", "BillingSandbox", "BillingState"]

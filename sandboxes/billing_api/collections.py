@@ -1,0 +1,137 @@
+"""The sandbox's collections: Stripe ``object`` names, errors, ordered objects and paging."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable
+
+API_VERSION = "2025-03-31.basil"
+EMBEDDED_LINES = 10
+MAX_BODY = 10 * 2**20
+
+# collection name (URL segment) -> Stripe ``object`` value
+COLLECTIONS = {
+    "customers": "customer",
+    "subscriptions": "subscription",
+    "invoices": "invoice",
+    "credit_notes": "credit_note",
+    "charges": "charge",
+    "invoice_payments": "invoice_payment",
+    "refunds": "refund",
+    "events": "event",
+    "billing/meter_events": "billing.meter_event",
+}
+COLLECTION_OF = {v: k for k, v in COLLECTIONS.items()}
+# simple equality filters a list endpoint accepts
+FILTERS = {
+    "customers": ("email",),
+    "subscriptions": ("customer", "price"),
+    "invoices": ("customer", "subscription", "status"),
+    "credit_notes": ("invoice", "customer"),
+    "charges": ("customer", "payment_intent"),
+    "invoice_payments": ("invoice",),
+    "refunds": ("charge", "payment_intent"),
+    "events": (),
+    "billing/meter_events": (),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, param=None):
+        self.status, self.message, self.code, self.param = status, message, code, param
+        super().__init__(message)
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -------------------------------------------------------------------------------- collections
+
+
+class Collection:
+    """Objects of one list endpoint, ordered by ``(created, id)``; lists serve it reversed
+    (newest first). Each object's JSON is rendered once and cached."""
+
+    def __init__(self, name: str, render=None):
+        self.name = name
+        self.keys: list[tuple[int, str]] = []  # ascending
+        self.objs: dict[str, dict] = {}
+        self._json: dict[str, bytes] = {}
+        self._render = render or (lambda o: o)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def upsert(self, obj: dict) -> None:
+        oid, created = str(obj["id"]), int(obj.get("created") or 0)
+        old = self.objs.get(oid)
+        if old is not None:
+            old_key = (int(old.get("created") or 0), oid)
+            if old_key != (created, oid):
+                del self.keys[bisect.bisect_left(self.keys, old_key)]
+                bisect.insort(self.keys, (created, oid))
+        else:
+            bisect.insort(self.keys, (created, oid))
+        self.objs[oid] = obj
+        self._json.pop(oid, None)
+
+    def bulk_load(self, objs: Iterable[dict]) -> None:
+        for o in objs:
+            self.objs[str(o["id"])] = o
+            self._json.pop(str(o["id"]), None)
+        self.keys = sorted((int(o.get("created") or 0), i) for i, o in self.objs.items())
+
+    def json(self, oid: str) -> bytes:
+        b = self._json.get(oid)
+        if b is None:
+            b = self._json[oid] = _dumps(self._render(self.objs[oid]))
+        return b
+
+    def key_of(self, oid: str) -> tuple[int, str]:
+        obj = self.objs.get(oid)
+        if obj is None:
+            raise ApiError(
+                400, f"No such {COLLECTIONS.get(self.name, 'object')}: '{oid}'", "resource_missing"
+            )
+        return int(obj.get("created") or 0), oid
+
+
+def page_keys(
+    keys: list[tuple[int, str]],
+    limit: int,
+    starting_after: tuple | None,
+    ending_before: tuple | None,
+    lo: int = 0,
+    hi: int | None = None,
+) -> tuple[list[tuple[int, str]], bool]:
+    """A newest-first page of ascending ``keys[lo:hi]``: (keys of the page, has_more)."""
+    hi = len(keys) if hi is None else hi
+    if ending_before is not None:
+        start = max(lo, bisect.bisect_right(keys, ending_before))
+        stop = min(hi, start + limit)
+        return keys[start:stop][::-1], stop < hi
+    top = hi if starting_after is None else min(hi, bisect.bisect_left(keys, starting_after))
+    bottom = max(lo, top - limit)
+    return keys[bottom:top][::-1], bottom > lo
+
+
+def page_positional(
+    items: list[dict], limit: int, starting_after: str | None, ending_before: str | None
+) -> tuple[list[dict], bool]:
+    """A page of a nested list kept in document order (invoice lines, items)."""
+    ids = [str(i["id"]) for i in items]
+
+    def pos(oid):
+        try:
+            return ids.index(oid)
+        except ValueError:
+            raise ApiError(400, f"No such line item: '{oid}'", "resource_missing") from None
+
+    if ending_before is not None:
+        stop = pos(ending_before)
+        start = max(0, stop - limit)
+        return items[start:stop], start > 0
+    start = 0 if starting_after is None else pos(starting_after) + 1
+    return items[start : start + limit], start + limit < len(items)

@@ -1,0 +1,274 @@
+"""The sandbox's HTTP server (standard library, loopback only) and its Python API."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sandboxes._http import SandboxServer, check_host
+from sandboxes.billing_api.collections import API_VERSION, MAX_BODY, ApiError, _dumps
+from sandboxes.billing_api.state import BillingState
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "BillingSandbox/1.0"
+    disable_nagle_algorithm = True
+    timeout = 120
+    server: _Server
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        state = self.server.state
+        with state.lock:
+            state.request_count += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            return self._error(ApiError(413, "Request body too large."))
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        path = unquote(parts.path).rstrip("/")
+        q = parse_qs(parts.query, keep_blank_values=True)
+        auth = self.headers.get("Authorization") or ""
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return self._error(
+                ApiError(
+                    401,
+                    "You did not provide an API key. Provide it in the Authorization header "
+                    "(Authorization: Bearer YOUR_SECRET_KEY).",
+                ),
+                "invalid_request_error",
+            )
+        try:
+            if path.startswith("/sandbox/"):
+                return self._send(200, self._sandbox(method, path, body))
+            fault = state.draw_fault()
+            if fault == "burst_disconnect":
+                state.count(0)
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return None
+            if fault == "burst_429":
+                ra = state.faults["retry_after_s"]
+                return self._error(
+                    ApiError(429, "Too many requests hit the API too quickly.", "rate_limit"),
+                    "invalid_request_error",
+                    {"Retry-After": f"{ra:g}"},
+                )
+            if fault in ("burst_500", "error_rate_500"):
+                return self._error(ApiError(500, "An unknown error occurred."), "api_error")
+            if method != "GET":
+                raise ApiError(405, f"Unrecognized request URL ({method}: {path}).")
+            slow = state.faults["slow_page_ms"]
+            if slow > 0:
+                time.sleep(slow / 1000)
+            self._send(200, self._route(path, q))
+        except ApiError as exc:
+            self._error(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500, like a real server
+            self._error(ApiError(500, f"{type(exc).__name__}: {exc}"), "api_error")
+
+    def _route(self, path: str, q) -> bytes:
+        state = self.server.state
+        if not path.startswith("/v1/"):
+            raise ApiError(404, f"Unrecognized request URL (GET: {path}).")
+        rest = path[4:]
+        if rest in state.collections:
+            return state.list(rest, q)
+        if rest == "subscription_items":
+            return state.subscription_items(q)
+        segs = rest.split("/")
+        if rest.startswith("billing/meter_events/") and len(segs) == 3:
+            return state.retrieve("billing/meter_events", segs[2])
+        if len(segs) == 2 and segs[0] == "prices":
+            return state.price(segs[1], q)
+        if len(segs) == 2 and segs[0] in state.collections:
+            return state.retrieve(segs[0], segs[1])
+        if len(segs) == 3 and segs[0] in ("invoices", "credit_notes") and segs[2] == "lines":
+            return state.nested(segs[0], segs[1], "lines", q)
+        raise ApiError(404, f"Unrecognized request URL (GET: {path}).")
+
+    def _sandbox(self, method: str, path: str, body: bytes) -> bytes:
+        state = self.server.state
+        if path == "/sandbox/stats" and method == "GET":
+            return _dumps(state.stats())
+        if method != "POST":
+            raise ApiError(405, f"{method} not allowed on {path}")
+        try:
+            payload = json.loads(body or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"invalid JSON body: {exc.msg}") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        if path == "/sandbox/events":
+            if not payload.get("type"):
+                raise ApiError(400, "Missing required param: type.", "parameter_missing")
+            return _dumps(
+                state.add_event(payload["type"], payload.get("object"), payload.get("created"))
+            )
+        if path == "/sandbox/faults":
+            return _dumps(state.set_faults(**payload))
+        raise ApiError(404, f"Unrecognized request URL (POST: {path}).")
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.server.state.count(status)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Request-Id", f"req_{threading.get_ident():x}_{time.monotonic_ns():x}")
+            self.send_header("Stripe-Version", API_VERSION)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+
+    def _error(self, exc: ApiError, etype: str = "invalid_request_error", headers=None) -> None:
+        err = {"type": etype, "message": exc.message}
+        if exc.code:
+            err["code"] = exc.code
+        if exc.param:
+            err["param"] = exc.param
+        self._send(exc.status, _dumps({"error": err}), headers)
+
+
+class _Server(SandboxServer):
+    handler = _Handler
+
+
+def _prepare_folder(
+    data_dir, subscriptions: int, seed: int, year: int, bad_rows: int
+) -> tuple[Path | None, tempfile.TemporaryDirectory | None]:
+    """An existing canonical folder, or a fresh demo generation (None when empty)."""
+    if data_dir is not None and (Path(data_dir) / "invoices.csv").exists():
+        return Path(data_dir), None
+    if subscriptions <= 0:
+        return None, None
+    from sync_core.demo.generator import generate
+
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="billing-sandbox-")
+        data_dir = tmp.name
+    generate(data_dir, subscriptions=subscriptions, seed=seed, year=year, bad_rows=bad_rows)
+    return Path(data_dir), tmp
+
+
+# -------------------------------------------------------------------------------- Python API
+
+
+class BillingSandbox:
+    """The sandbox billing API on a background thread, on a free loopback port.
+
+    ``BillingSandbox(data_dir)`` serves an existing canonical folder (or generates into it when
+    empty); ``BillingSandbox(subscriptions=300, seed=7, year=2025, bad_rows=0)`` generates into
+    a temporary folder; ``subscriptions=0`` starts empty (see :meth:`add_objects`).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        subscriptions: int = 300,
+        seed: int = 7,
+        year: int = 2025,
+        bad_rows: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+    ):
+        folder, self._tmp = _prepare_folder(data_dir, subscriptions, seed, year, bad_rows)
+        self.data_dir = folder
+        self.state = BillingState(folder)
+        self._server = _Server((check_host(host), port), self.state, verbose)
+        h, p = self._server.server_address[:2]
+        self.url = f"http://{h}:{p}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def request_count(self) -> int:
+        return self.state.request_count
+
+    def add_event(self, type: str, obj: dict, created: int | None = None) -> dict:  # noqa: A002
+        """Upsert ``obj`` into its collection and append a ``type`` event; returns the event."""
+        return self.state.add_event(type, obj, created)
+
+    def add_objects(self, collection: str, objs: Iterable[dict]) -> int:
+        """Bulk-load objects into a collection (``customers``, ``invoices``, ...), no events."""
+        return self.state.add_objects(collection, objs)
+
+    def faults(self, **settings) -> dict:
+        """Set fault injection: burst_429, burst_500, burst_disconnect, retry_after_s,
+        error_rate_500, slow_page_ms, seed. Returns the current settings."""
+        return self.state.set_faults(**settings)
+
+    def ids(self, collection: str) -> list[str]:
+        """Every id of a collection, newest first (what a full paging must return)."""
+        with self.state.lock:
+            return [k[1] for k in reversed(self.state.collections[collection].keys)]
+
+    def objects(self, collection: str) -> list[dict]:
+        """The stored objects (invoices with all their lines), newest first."""
+        with self.state.lock:
+            coll = self.state.collections[collection]
+            return [copy.deepcopy(coll.objs[k[1]]) for k in reversed(coll.keys)]
+
+    def stats(self) -> dict:
+        return self.state.stats()
+
+    def prerender(self, collection: str) -> None:
+        """Render (and cache) every object's JSON now, e.g. before a timed run."""
+        with self.state.lock:
+            coll = self.state.collections[collection]
+            for oid in coll.objs:
+                coll.json(oid)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join(timeout=5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> BillingSandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BillingSandbox({self.url})"
