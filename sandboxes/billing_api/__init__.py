@@ -44,7 +44,8 @@ Run: ``python -m sandboxes.billing_api --port 0 --subscriptions 300``. In tests:
 api.request_count``.
 """
 
-from sandboxes.billing_api.collections import API_VERSION, COLLECTIONS, ApiError
+from sandboxes.billing_api.catalog import COLLECTIONS
+from sandboxes.billing_api.collections import API_VERSION, ApiError
 from sandboxes.billing_api.server import BillingSandbox
 from sandboxes.billing_api.state import BillingState
 

@@ -403,3 +403,24 @@ class _Builder(SettlementsMixin):
 
 def _line_order(ln: dict):
     return ln["line_id"], ln["line_key"]
+
+
+def load(state, folder: Path) -> None:
+    """Fill a :class:`~sandboxes.billing_api.state.BillingState`'s collections, prices and
+    events feed from the canonical folder."""
+    b = _Builder(folder)
+    c = state.collections
+    c["customers"].bulk_load(b.customers())
+    c["subscriptions"].bulk_load(b.subscriptions())
+    c["invoices"].bulk_load(b.invoices())
+    c["credit_notes"].bulk_load(b.credit_notes())
+    charges, ips, refunds = b.payments()
+    c["charges"].bulk_load(charges)
+    c["invoice_payments"].bulk_load(ips)
+    c["refunds"].bulk_load(refunds)
+    c["billing/meter_events"].bulk_load(b.meter_events())
+    state.prices.update(b.prices)
+    events = []
+    for created, _order, etype, _oid, obj in sorted(b.events, key=lambda e: e[:2] + e[3:4]):
+        events.append(state._event_obj(etype, obj, created))
+    c["events"].bulk_load(events)

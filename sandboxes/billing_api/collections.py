@@ -6,35 +6,11 @@ import bisect
 import json
 from collections.abc import Iterable
 
+from sandboxes.billing_api.catalog import COLLECTIONS
+
 API_VERSION = "2025-03-31.basil"
 EMBEDDED_LINES = 10
 MAX_BODY = 10 * 2**20
-
-# collection name (URL segment) -> Stripe ``object`` value
-COLLECTIONS = {
-    "customers": "customer",
-    "subscriptions": "subscription",
-    "invoices": "invoice",
-    "credit_notes": "credit_note",
-    "charges": "charge",
-    "invoice_payments": "invoice_payment",
-    "refunds": "refund",
-    "events": "event",
-    "billing/meter_events": "billing.meter_event",
-}
-COLLECTION_OF = {v: k for k, v in COLLECTIONS.items()}
-# simple equality filters a list endpoint accepts
-FILTERS = {
-    "customers": ("email",),
-    "subscriptions": ("customer", "price"),
-    "invoices": ("customer", "subscription", "status"),
-    "credit_notes": ("invoice", "customer"),
-    "charges": ("customer", "payment_intent"),
-    "invoice_payments": ("invoice",),
-    "refunds": ("charge", "payment_intent"),
-    "events": (),
-    "billing/meter_events": (),
-}
 
 
 class ApiError(Exception):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bisect
 
-from sandboxes.billing_api.collections import FILTERS, ApiError, _dumps
+from sandboxes.billing_api.catalog import FILTERS
+from sandboxes.billing_api.collections import ApiError, _dumps
 
 
 def _list_bytes(data: bytes, more: bool, url: str) -> bytes:

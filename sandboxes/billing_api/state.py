@@ -10,11 +10,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from sandboxes.billing_api.builder import _Builder
+from sandboxes.billing_api.builder import load
+from sandboxes.billing_api.catalog import COLLECTION_OF, COLLECTIONS
 from sandboxes.billing_api.collections import (
     API_VERSION,
-    COLLECTION_OF,
-    COLLECTIONS,
     ApiError,
     Collection,
     _dumps,
@@ -49,22 +48,7 @@ class BillingState:
             self._load(folder)
 
     def _load(self, folder: Path) -> None:
-        b = _Builder(folder)
-        c = self.collections
-        c["customers"].bulk_load(b.customers())
-        c["subscriptions"].bulk_load(b.subscriptions())
-        c["invoices"].bulk_load(b.invoices())
-        c["credit_notes"].bulk_load(b.credit_notes())
-        charges, ips, refunds = b.payments()
-        c["charges"].bulk_load(charges)
-        c["invoice_payments"].bulk_load(ips)
-        c["refunds"].bulk_load(refunds)
-        c["billing/meter_events"].bulk_load(b.meter_events())
-        self.prices.update(b.prices)
-        events = []
-        for created, _order, etype, _oid, obj in sorted(b.events, key=lambda e: e[:2] + e[3:4]):
-            events.append(self._event_obj(etype, obj, created))
-        c["events"].bulk_load(events)
+        load(self, folder)
 
     def _event_obj(self, etype: str, obj: dict, created: int) -> dict:
         self._event_seq += 1
