@@ -1,17 +1,26 @@
-"""Canonical file-drop records -> Stripe-shaped objects and a derived events feed: prices,
-customers, subscriptions, invoices and their lines, meter events (payments and credit notes:
-:mod:`sandboxes.billing_api.settlements`)."""
+"""Canonical file-drop records -> Stripe-shaped objects and a derived events feed: customers,
+invoices and their lines, meter events (prices and invoice items:
+:mod:`sandboxes.billing_api.pricing`; subscriptions and their history:
+:mod:`sandboxes.billing_api.history`; payment intents, charges, invoice payments, refunds and
+credit notes: :mod:`sandboxes.billing_api.settlements`; balance transactions and payouts:
+:mod:`sandboxes.billing_api.balance`).
+
+Each event holds a snapshot of its object at the event's time; ``*.updated`` events also carry
+``data.previous_attributes``, the previous values of the top-level fields that changed."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
-from sandboxes.billing_api.render import _records, _tax_entries, render_invoice, render_subscription
+from sandboxes.billing_api.balance import BalanceMixin
+from sandboxes.billing_api.history import SubscriptionsMixin
+from sandboxes.billing_api.pricing import PricingMixin
+from sandboxes.billing_api.render import _records, _tax_entries, _unit_decimal, render_invoice
 from sandboxes.billing_api.settlements import SettlementsMixin
 
 
-class _Builder(SettlementsMixin):
+class _Builder(PricingMixin, SubscriptionsMixin, SettlementsMixin, BalanceMixin):
     """Canonical file-drop records -> Stripe-shaped objects and a derived events feed."""
 
     def __init__(self, folder: Path):
@@ -41,7 +50,8 @@ class _Builder(SettlementsMixin):
         for row in sorted(r["subscription_contracts"], key=lambda x: x["version"] or 0):
             self.versions.setdefault(row["contract_id"], []).append(row)
         self.prices: dict[str, dict] = {}
-        self.events: list[tuple[int, int, str, str, dict]] = []  # created, order, type, id, obj
+        # created, order, type, object id, object snapshot, previous_attributes (or None)
+        self.events: list[tuple[int, int, str, str, dict, dict | None]] = []
 
     def sub_of(self, item_id: str) -> str:
         if item_id in self.item_sub:
@@ -49,72 +59,15 @@ class _Builder(SettlementsMixin):
         parts = item_id.split("_")
         return "sub_" + "_".join(parts[1:-1]) if len(parts) >= 3 else "sub_" + item_id
 
-    def event(self, created, etype: str, obj: dict, order: int = 0) -> None:
+    def event(
+        self, created, etype: str, obj: dict, order: int = 0, previous: dict | None = None
+    ) -> None:
+        """Append an event with a deep copy of ``obj`` as it is now (none when ``created`` is
+        None); ``previous``: its ``data.previous_attributes`` (``*.updated`` events only)."""
         if created is None:
             return
-        self.events.append((int(created), order, etype, str(obj["id"]), copy.deepcopy(obj)))
-
-    # -- prices
-    def price(self, v: dict) -> dict:
-        pid = v["price_id"]
-        if pid not in self.prices:
-            metered = bool(v["metered"])
-            p = {
-                "id": pid,
-                "object": "price",
-                "active": True,
-                "billing_scheme": "tiered" if metered else "per_unit",
-                "created": v["effective_at"],
-                "currency": str(v["currency"]).lower(),
-                "livemode": False,
-                "lookup_key": None,
-                "metadata": {},
-                "nickname": None,
-                "product": v["plan_id"],
-                "recurring": {
-                    "interval": v["interval"],
-                    "interval_count": 1,
-                    "meter": "mtr_api_calls" if metered else None,
-                    "trial_period_days": None,
-                    "usage_type": "metered" if metered else "licensed",
-                },
-                "tax_behavior": "exclusive",
-                "tiers_mode": "graduated" if metered else None,
-                "transform_quantity": None,
-                "type": "recurring",
-                "unit_amount": None if metered else v["unit_amount"],
-                "unit_amount_decimal": None if metered else str(v["unit_amount"]),
-            }
-            if metered:
-                p["tiers"] = [
-                    {
-                        "flat_amount": None,
-                        "flat_amount_decimal": None,
-                        "unit_amount": v["unit_amount"],
-                        "unit_amount_decimal": str(v["unit_amount"]),
-                        "up_to": self.tier_units,
-                    },
-                    {
-                        "flat_amount": None,
-                        "flat_amount_decimal": None,
-                        "unit_amount": self.tier2_price,
-                        "unit_amount_decimal": str(self.tier2_price),
-                        "up_to": None,
-                    },
-                ]
-            self.prices[pid] = p
-        return self.prices[pid]
-
-    def line_price(self, item: str | None, product: str, start: int) -> str | None:
-        vs = self.versions.get(item or "", [])
-        if not vs:
-            return None
-        suffix = product.split("_", 1)[-1]
-        for v in vs:
-            if str(v["plan_id"]).split("_", 1)[-1] == suffix:
-                return v["price_id"]
-        past = [v for v in vs if (v["effective_at"] or 0) <= start]
-        return (past[-1] if past else vs[0])["price_id"]
+        prev = copy.deepcopy(previous) if previous is not None else None
+        self.events.append((int(created), order, etype, str(obj["id"]), copy.deepcopy(obj), prev))
 
     # -- objects
     def customers(self) -> list[dict]:
@@ -153,86 +106,6 @@ class _Builder(SettlementsMixin):
             }
             out.append(obj)
             self.event(c["created_at"], "customer.created", obj)
-        return out
-
-    def subscriptions(self) -> list[dict]:
-        period: dict[str, tuple[int, int]] = {}
-        for ln in self.r["invoice_lines"]:
-            it = ln.get("subscription_item_id")
-            if it and ln["line_type"] != "invoiceitem":
-                cur = period.get(it)
-                if cur is None or ln["period_start"] > cur[0]:
-                    period[it] = (ln["period_start"], ln["period_end"])
-        subs: dict[str, dict] = {}
-        for item_id, vs in sorted(self.versions.items()):
-            sid = self.sub_of(item_id)
-            first, last = vs[0], vs[-1]
-            live = [v for v in vs if v["amendment_type"] != "cancel"]
-            state = live[-1] if live else last
-            canceled = last["amendment_type"] == "cancel"
-            s = subs.setdefault(
-                sid,
-                {
-                    "id": sid,
-                    "object": "subscription",
-                    "billing_cycle_anchor": first["effective_at"],
-                    "cancel_at": None,
-                    "cancel_at_period_end": False,
-                    "canceled_at": None,
-                    "collection_method": "charge_automatically",
-                    "created": first["effective_at"],
-                    "currency": str(first["currency"]).lower(),
-                    "customer": first["customer_id"],
-                    "days_until_due": None,
-                    "default_tax_rates": [],
-                    "description": None,
-                    "discounts": [],
-                    "ended_at": None,
-                    "items": {"object": "list", "data": []},
-                    "latest_invoice": None,
-                    "livemode": False,
-                    "metadata": {"legal_entity": last["entity_id"]},
-                    "start_date": first["effective_at"],
-                    "status": "active",
-                    "test_clock": None,
-                    "trial_end": None,
-                    "trial_start": None,
-                    "_versions": [],
-                },
-            )
-            if canceled:
-                s.update(
-                    status="canceled",
-                    canceled_at=last["effective_at"],
-                    ended_at=last["effective_at"],
-                )
-            ps, pe = period.get(item_id, (None, None))
-            metered = bool(state["metered"])
-            s["items"]["data"].append(
-                {
-                    "id": item_id,
-                    "object": "subscription_item",
-                    "created": first["effective_at"],
-                    "current_period_end": pe,
-                    "current_period_start": ps,
-                    "discounts": [],
-                    "metadata": {},
-                    "price": self.price(state),
-                    "quantity": None if metered else state["quantity"],
-                    "subscription": sid,
-                    "tax_rates": [],
-                }
-            )
-            s["_versions"].extend(vs)
-        out = []
-        for s in subs.values():
-            vs = sorted(s.pop("_versions"), key=lambda v: (v["effective_at"], v["version"]))
-            out.append(s)
-            snap = render_subscription(s)
-            self.event(s["created"], "customer.subscription.created", snap)
-            for v in vs:
-                if v["version"] > 1:
-                    self.event(v["effective_at"], "customer.subscription.updated", snap, 1)
         return out
 
     def invoices(self) -> list[dict]:
@@ -304,21 +177,29 @@ class _Builder(SettlementsMixin):
             out.append(obj)
             fin = {
                 **obj,
-                "status": "open",
                 "amount_paid": 0,
                 "amount_remaining": inv["total"],
-                "status_transitions": {**obj["status_transitions"], "paid_at": None},
+                "attempt_count": 0,
+                "attempted": False,
+                "status": "open",
+                "status_transitions": {
+                    **obj["status_transitions"],
+                    "marked_uncollectible_at": None,
+                    "paid_at": None,
+                    "voided_at": None,
+                },
             }
-            fin["status_transitions"]["voided_at"] = None
-            fin["status_transitions"]["marked_uncollectible_at"] = None
             self.event(inv["finalized_at"], "invoice.finalized", render_invoice(fin))
-            if paid and iid in paid_at:
-                self.event(paid_at[iid], "invoice.paid", render_invoice(obj), 2)
-            if inv["status"] == "void":
-                self.event(inv.get("voided_at"), "invoice.voided", render_invoice(obj), 2)
-            if inv.get("uncollectible_at"):
-                self.event(inv["uncollectible_at"], "invoice.marked_uncollectible",
-                           render_invoice(obj), 2)  # fmt: skip
+            done = {
+                "paid": ("invoice.paid", paid_at.get(iid)),
+                "void": ("invoice.voided", inv.get("voided_at")),
+                "uncollectible": ("invoice.marked_uncollectible", inv.get("uncollectible_at")),
+            }.get(inv["status"])
+            if done and done[1] is not None:  # open -> its final status (Stripe sends both)
+                snap = render_invoice(obj)
+                changed = {k: fin[k] for k in obj if k != "lines" and fin[k] != obj[k]}
+                self.event(done[1], "invoice.updated", snap, 2, changed)
+                self.event(done[1], done[0], snap, 2)
         return out
 
     def line(self, ln: dict, ccy: str) -> dict:
@@ -372,7 +253,7 @@ class _Builder(SettlementsMixin):
                     "product": ln["product_id"],
                 },
                 "type": "price_details",
-                "unit_amount_decimal": str(gross // qty) if qty else None,
+                "unit_amount_decimal": _unit_decimal(gross, qty),
             },
             "quantity": qty,
             "subtotal": gross,
@@ -407,20 +288,30 @@ def _line_order(ln: dict):
 
 def load(state, folder: Path) -> None:
     """Fill a :class:`~sandboxes.billing_api.state.BillingState`'s collections, prices and
-    events feed from the canonical folder."""
+    events feed from the canonical folder. Events are ordered by (time, kind, object id);
+    their ids follow the state's sequence (``evt_%010d``)."""
     b = _Builder(folder)
     c = state.collections
+    c["prices"].bulk_load(b.all_prices())
     c["customers"].bulk_load(b.customers())
     c["subscriptions"].bulk_load(b.subscriptions())
     c["invoices"].bulk_load(b.invoices())
+    c["invoiceitems"].bulk_load(b.invoice_items())
     c["credit_notes"].bulk_load(b.credit_notes())
-    charges, ips, refunds = b.payments()
+    intents, charges, ips, refunds = b.payments()
+    c["payment_intents"].bulk_load(intents)
     c["charges"].bulk_load(charges)
     c["invoice_payments"].bulk_load(ips)
     c["refunds"].bulk_load(refunds)
+    txns, payouts = b.balance(charges, refunds)
+    c["balance_transactions"].bulk_load(txns)
+    c["payouts"].bulk_load(payouts)
     c["billing/meter_events"].bulk_load(b.meter_events())
     state.prices.update(b.prices)
     events = []
-    for created, _order, etype, _oid, obj in sorted(b.events, key=lambda e: e[:2] + e[3:4]):
-        events.append(state._event_obj(etype, obj, created))
+    for created, _order, etype, _oid, obj, prev in sorted(b.events, key=lambda e: e[:2] + e[3:4]):
+        ev = state._event_obj(etype, obj, created)
+        if prev is not None:
+            ev["data"]["previous_attributes"] = prev
+        events.append(ev)
     c["events"].bulk_load(events)

@@ -1,8 +1,10 @@
 """Canonical file-drop records as Stripe JSON: record reading and the served shapes (invoices
-and credit notes embed their first 10 lines, subscription items hide price tiers)."""
+and credit notes embed their first 10 lines, subscription items and listed prices hide price
+tiers, sandbox-only bookkeeping fields are not served)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +51,15 @@ def _tax_entries(amount: int, tax: int, behavior: str, rate_id: str) -> list[dic
     ]
 
 
+def _unit_decimal(amount: int, quantity) -> str | None:
+    """``amount / quantity`` as Stripe's ``unit_amount_decimal``: exact when it ends within 12
+    decimal places (Stripe's precision), else rounded half even to 12."""
+    if not quantity:
+        return None
+    d = (Decimal(amount) / Decimal(quantity)).quantize(Decimal(1).scaleb(-12))
+    return format(d.normalize(), "f")
+
+
 def _lines_list(lines: list[dict], url: str, limit: int = EMBEDDED_LINES) -> dict:
     return {
         "object": "list",
@@ -86,8 +97,22 @@ def render_subscription(sub: dict) -> dict:
     }
 
 
+def _without(*fields: str):
+    """A render dropping sandbox-only fields (kept on the stored object for the list order
+    and filters: a balance transaction's ``payout``, an invoice item's ``created``) or the
+    price ``tiers`` (``GET /v1/prices/{id}?expand[]=tiers`` shows them)."""
+
+    def render(obj: dict) -> dict:
+        return {k: v for k, v in obj.items() if k not in fields}
+
+    return render
+
+
 RENDER = {
     "invoices": render_invoice,
     "credit_notes": render_credit_note,
     "subscriptions": render_subscription,
+    "balance_transactions": _without("payout"),
+    "invoiceitems": _without("created"),
+    "prices": _without("tiers"),
 }
