@@ -14,7 +14,11 @@ cannot be the system of record:
 So every night at 03:00 UTC (after the 02:00 nightly sync) this schedule re-pulls the
 current state of everything created since the last full sync minus one day from the list
 endpoints: customers, subscriptions (with all items), invoices with all their lines, credit
-notes with all their lines, invoice payments, charges and refunds. It lands them as one batch
+notes with all their lines, invoice payments, charges and refunds. Payment intents are not
+listed: a PaymentIntent moves money only through a charge, and every charge names its
+``payment_intent``, so the charges and invoice payments already give each settlement its
+canonical id (``sync_core.stripe.payments``); the mirror's payments link what the window
+misses (a refund of an older payment). It lands them as one batch
 (the list state is the truth as of the pull, so the batch is ordered by the pull's start)
 and asks for one ``billing_sync`` run per affected partition; the run key includes the tick,
 so a re-evaluated tick launches nothing twice. The time of the last full sync is kept in
@@ -88,7 +92,7 @@ def reconcile(
             "charges": list(c.charges(since)),
             "refunds": list(c.refunds(since)),
         }
-    types = {"invoice", "credit_note", "charge"}
+    types = {"invoice", "credit_note", "charge", "invoice_payment", "refund"}
     ctx = mirror_context(stripe, types)
     normalized = normalize_all(**pulled, default_entity=stripe.default_entity, **ctx["options"])
     bid = landing.batch_id(started, "r", f"-{tick}")

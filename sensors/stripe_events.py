@@ -165,7 +165,8 @@ def mirror_context(stripe: StripeResource, types: set[str]) -> dict:
     if not has_mirror:
         return {"options": out, "lookup": {}}
     lookup: dict = {}
-    if types & {"invoice", "credit_note", "charge", "refund", "invoice_payment", "dispute"}:
+    paying = {"charge", "payment_intent", "invoice_payment", "refund", "dispute"}
+    if types & ({"invoice", "credit_note"} | paying):
         inv = source.read("invoices")
         out["invoice_info"] = {
             i: (e, c)
@@ -174,6 +175,12 @@ def mirror_context(stripe: StripeResource, types: set[str]) -> dict:
         lookup["invoices"] = inv
     if types & {"credit_note", "refund", "charge", "dispute"}:  # what reduces later service
         lookup["invoice_lines"] = source.read("invoice_lines")
+    if types & paying:  # settlements landed earlier: {payment: (invoice, customer, status)}
+        pays = source.read("payments")
+        pays = pays[pays["kind"] == "payment"] if len(pays) else pays
+        cols = [pays[c].astype(object).where(pays[c].notna(), None)
+                for c in ("payment_id", "invoice_id", "customer_id", "status")]  # fmt: skip
+        out["payment_info"] = {p: (i, c, st) for p, i, c, st in zip(*cols, strict=True)}
     if "invoice" in types:
         sc = source.read("subscription_contracts")
         metered = sc[sc["metered"].fillna(False).astype(bool)]

@@ -4,7 +4,7 @@ Every ``normalize_*`` function takes a list of Stripe objects and returns a
 :class:`Normalized`: one frame per canonical object (columns exactly as
 ``sync_core.contracts.models``, without ``period``, typed like
 :func:`sync_core.filedrop.read_object`), a ``quarantine`` frame and a ``notes`` frame.
-:func:`normalize_all` does every object at once and links them (invoice -> lines, charge ->
+:func:`normalize_all` does every object at once and links them (invoice -> lines, payment ->
 invoice, refund -> credit note, metered prices -> usage lines).
 
 Rules
@@ -21,8 +21,14 @@ Rules
 - Deliberate adjustments and skips are written to ``notes`` (object_type, source_id, kind,
   message): draft invoices are skipped (not finalized); a one-off line with
   ``period.start == period.end`` gets the one-day service period ``[start, start + 1 day)``.
-- Money: line ``amount`` is net of tax (inclusive tax subtracted) and of discounts / pre-tax
-  credits; invoice ``subtotal = total - tax`` where ``tax`` is the sum of the invoice's taxes.
+- Money: line ``amount`` is net of tax (inclusive tax subtracted) and of discounts; invoice
+  ``subtotal = total - tax`` where ``tax`` is the sum of the invoice's taxes. Pricing features
+  (``transform_quantity``, tiers with flat amounts, line discounts and pre-tax credits) are
+  applied exactly or quarantined as :mod:`sync_core.stripe.pricing` says.
+- Payments: one row per settlement, keyed by the PaymentIntent id when there is one, else the
+  charge id, else the payment record id, whichever of its charges, payment intents and
+  invoice payments are in hand (:mod:`sync_core.stripe.payments`); a dispute's
+  ``payment_id`` is its settlement's id.
   Every money column is then converted from Stripe's minor unit to ISO 4217's
   (``sync_core.stripe.currencies``: ISK and UGX / 100, MGA x 100); an amount with no exact
   equivalent is quarantined under ``stripe_minor_units`` with the field named, never rounded.
@@ -48,6 +54,8 @@ from sync_core.contracts.validate import DEFAULT_OWNER, EXCEPTION_COLUMNS, OWNER
 from sync_core.filedrop import file_columns
 from sync_core.stripe.currencies import RULE_MINOR_UNITS, InexactAmount, iso_row
 from sync_core.stripe.disputes import balance_applied, closed_at_from_events, dispute_row
+from sync_core.stripe.payments import Payments, succeeded_times
+from sync_core.stripe.pricing import PriceError, contract_terms, line_credits
 
 DAY_S = 86_400
 RULE_REQUIRED = "stripe_required_field"
@@ -255,8 +263,9 @@ class _Run:
         self.notes: list[dict] = []
         # links filled while normalizing, used by later objects
         self.invoice_info: dict[str, tuple[str, str]] = {}  # invoice -> (entity, customer)
-        self.charge_info: dict[str, dict] = {}  # charge id -> {invoice, customer}
+        self.charge_info: dict[str, dict] = {}  # charge / payment id -> {invoice, customer}
         self.refund_credit_note: dict[str, str] = {}  # refund id -> credit note id
+        self.payments: Payments | None = None  # sync_core.stripe.payments, set by normalize_all
 
     # -- bookkeeping
     def bad(self, object_type, source_id, entity, epoch, exc: _Bad | str, rule=None) -> None:
@@ -395,21 +404,15 @@ class _Run:
                     )
                 usage = _dig(p, "recurring.usage_type") or _dig(plan, "usage_type")
                 metered = usage == "metered"
-                unit = p.get("unit_amount") if price else _dig(plan, "amount")
-                if unit is None:
-                    tiers = p.get("tiers") or _dig(plan, "tiers")
-                    if isinstance(tiers, list) and tiers:
-                        unit = _dig(tiers[0], "unit_amount")
-                    if unit is None and p.get("unit_amount_decimal") is not None:
-                        unit = p.get("unit_amount_decimal")
-                if unit is None:
-                    raise _Bad("price.unit_amount", "missing (a tiered price needs its tiers)")
                 qty = item.get("quantity")
                 if qty is None and metered:
                     qty = 0  # metered items carry no quantity
                 product = _ref(p.get("product")) or _ref(_dig(plan, "product"))
                 if product is None:
                     raise _Bad("price.product")
+                terms = _priced(contract_terms, price, plan, _int(qty, "quantity"), metered)
+                if terms.note:
+                    self.note("subscription_contracts", iid, "adjusted", terms.note)
                 row = self.iso(
                     "subscription_contracts",
                     {
@@ -422,8 +425,8 @@ class _Run:
                         "plan_id": product,
                         "price_id": _ref(p.get("id")) or _ref(_req(plan, "id")),
                         "interval": str(interval),
-                        "unit_amount": _int(unit, "price.unit_amount"),
-                        "quantity": _int(qty, "quantity"),
+                        "unit_amount": terms.unit_amount,
+                        "quantity": terms.quantity,
                         "currency": _ccy(p.get("currency") or s.get("currency")),
                         "metered": metered,
                     },
@@ -595,10 +598,7 @@ class _Run:
                         inclusive, inclusive_tax = True, inclusive_tax + a
             if not inclusive and _dig(price, "tax_behavior") == "inclusive":
                 inclusive = True
-            if isinstance(ln.get("pretax_credit_amounts"), list):  # discounts + credits (basil)
-                credits = _sum_amounts(ln["pretax_credit_amounts"], "pretax_credit_amounts")
-            else:
-                credits = _sum_amounts(ln.get("discount_amounts"), "discount_amounts")
+            credits = _priced(line_credits, ln)  # discounts (sync_core.stripe.pricing)
             amount = _int(ln.get("amount"), "amount") - credits - inclusive_tax
             start = _epoch(_dig(ln, "period.start"), "period.start")
             end = _epoch(_dig(ln, "period.end"), "period.end")
@@ -727,12 +727,7 @@ class _Run:
                 tax += a
                 if _dig(t, behavior) in ("inclusive", True):
                     inclusive_tax += a
-            if isinstance(ln.get("pretax_credit_amounts"), list):  # discounts + credits
-                credits = _sum_amounts(ln["pretax_credit_amounts"], "pretax_credit_amounts")
-            elif isinstance(ln.get("discount_amounts"), list):
-                credits = _sum_amounts(ln["discount_amounts"], "discount_amounts")
-            else:
-                credits = _int(ln.get("discount_amount") or 0, "discount_amount")
+            credits = _priced(line_credits, ln, single_discount=True)
             return self.iso(
                 "credit_note_lines",
                 {
@@ -749,140 +744,17 @@ class _Run:
             self.bad("credit_note_lines", lid, cn["entity_id"], cn["issued_at"], exc)
             return None
 
-    def payment_links(self, invoice_payments: Iterable[Mapping], charges: Iterable[Mapping]):
-        """Charge -> invoice / customer, from invoice payments and from the charges."""
-        for ip in invoice_payments:
-            ptype = _dig(ip, "payment.type")
-            pid = _ref(_dig(ip, f"payment.{ptype}")) if ptype else None
-            if pid:
-                self.charge_info.setdefault(pid, {})["invoice"] = _ref(ip.get("invoice"))
-        for ch in charges:
-            cid = _ref(ch.get("id"))
-            if cid is None:
-                continue
-            info = self.charge_info.setdefault(cid, {})
-            info.setdefault(
-                "invoice", _ref(ch.get("invoice")) or _ref(_dig(ch, "metadata.invoice_id"))
-            )
-            info["customer"] = _ref(ch.get("customer"))
-            info["obj"] = ch
-            pi = _ref(ch.get("payment_intent"))
-            if pi:  # an invoice payment may name the payment intent instead of the charge
-                pinfo = self.charge_info.get(pi)
-                if pinfo and pinfo.get("invoice") and not info.get("invoice"):
-                    info["invoice"] = pinfo["invoice"]
-
-    def _payment_row(self, obj, pid, kind, status, amount, created, invoice, customer, cn):
-        info = self.invoice_info.get(invoice) if invoice else None
-        entity = self.entity(obj, info[0] if info else None)
-        customer = customer or (info[1] if info else None)
-        if customer is None:
-            raise _Bad("customer")
-        currency = _ccy(obj.get("currency"))
-        row = self.iso(
-            "payments",
-            {
-                "entity_id": entity,
-                "payment_id": pid,
-                "kind": kind,
-                "customer_id": customer,
-                "invoice_id": invoice,
-                "credit_note_id": cn,
-                "amount": amount,
-                "currency": currency,
-                "created_at": created,
-                "status": status,
-                "fx_rate": self.fx(obj, currency, entity, created),
-            },
-        )
-        self.rows["payments"].append(row)
-
-    def invoice_payment(self, ip: Mapping, seen: set[str]) -> None:
-        """An invoice payment whose charge was not listed (else the charge row is used)."""
-        ptype = _dig(ip, "payment.type")
-        pid = (_ref(_dig(ip, f"payment.{ptype}")) if ptype else None) or _ref(ip.get("id"))
-        created = _safe_epoch(_dig(ip, "status_transitions.paid_at") or ip.get("created"))
-        try:
-            if pid is None:
-                raise _Bad("id")
-            if pid in seen:
-                return
-            if ip.get("status") != "paid":
-                self.note("payments", pid, "skipped", f"invoice payment {ip.get('status')!r}")
-                return
-            seen.add(pid)
-            invoice = _ref(_req(ip, "invoice"))
-            self._payment_row(
-                ip,
-                pid,
-                "payment",
-                "succeeded",
-                _int(ip.get("amount_paid"), "amount_paid"),
-                _epoch(created, "status_transitions.paid_at"),
-                invoice,
-                None,
-                None,
-            )
-        except _Bad as exc:
-            self.bad("payments", pid, None, created, exc)
-
-    def charge(self, ch: Mapping, seen: set[str]) -> None:
-        pid, created = _ref(_dig(ch, "id")), _safe_epoch(_dig(ch, "created"))
-        try:
-            if pid is None:
-                raise _Bad("id")
-            status = ch.get("status")
-            if status not in ("succeeded", "failed"):
-                self.note("payments", pid, "skipped", f"charge {status!r}")
-                return
-            seen.add(pid)
-            info = self.charge_info.get(pid, {})
-            self._payment_row(
-                ch,
-                pid,
-                "payment",
-                status,
-                _int(ch.get("amount"), "amount"),
-                _epoch(created, "created"),
-                info.get("invoice"),
-                info.get("customer"),
-                None,
-            )
-        except _Bad as exc:
-            self.bad("payments", pid, None, created, exc)
-
-    def refund(self, rf: Mapping) -> None:
-        pid, created = _ref(_dig(rf, "id")), _safe_epoch(_dig(rf, "created"))
-        try:
-            if pid is None:
-                raise _Bad("id")
-            status = rf.get("status")
-            if status not in ("succeeded", "failed"):
-                self.note("payments", pid, "skipped", f"refund {status!r}")
-                return
-            charge = _ref(rf.get("charge"))
-            info = self.charge_info.get(charge, {}) if charge else {}
-            invoice = info.get("invoice") or _ref(_dig(rf, "metadata.invoice_id"))
-            cn = self.refund_credit_note.get(pid) or _ref(_dig(rf, "metadata.credit_note_id"))
-            self._payment_row(
-                rf,
-                pid,
-                "refund",
-                status,
-                _int(rf.get("amount"), "amount"),
-                _epoch(created, "created"),
-                invoice,
-                _ref(rf.get("customer")) or info.get("customer"),
-                cn,
-            )
-        except _Bad as exc:
-            self.bad("payments", pid, None, created, exc)
-
     def dispute(self, d: Mapping, closed: Mapping[str, int]) -> None:
         """A dispute -> ``disputes`` (rules in :mod:`sync_core.stripe.disputes`)."""
         did, created = _ref(_dig(d, "id")), _safe_epoch(_dig(d, "created"))
         try:
-            self.rows["disputes"].append(dispute_row(self, d, closed, _HELPERS))
+            row = dispute_row(self, d, closed, _HELPERS)
+            if self.payments is not None:  # the disputed settlement's canonical id
+                pid = self.payments.settlement_of(
+                    _ref(d.get("charge")), _ref(d.get("payment_intent"))
+                )
+                row["payment_id"] = pid or row["payment_id"]
+            self.rows["disputes"].append(row)
         except _Bad as exc:
             self.bad("disputes", did, None, created, exc)
 
@@ -926,8 +798,18 @@ class _Run:
 
 _HELPERS = SimpleNamespace(
     Bad=_Bad, ref=_ref, dig=_dig, req=_req, int=_int, ccy=_ccy, epoch=_epoch,
-    rule_minor_units=RULE_MINOR_UNITS,
+    safe_epoch=lambda v: _safe_epoch(v), rule_minor_units=RULE_MINOR_UNITS,
+    rule_unsupported=RULE_UNSUPPORTED,
 )  # fmt: skip
+
+
+def _priced(fn: Callable[..., Any], *args, **kwargs) -> Any:
+    """``fn(*args, **kwargs)`` of :mod:`sync_core.stripe.pricing`, a refusal as a bad record."""
+    try:
+        return fn(*args, **kwargs)
+    except PriceError as exc:
+        rule = RULE_UNSUPPORTED if exc.unsupported else RULE_REQUIRED
+        raise _Bad(exc.field, exc.problem, rule) from None
 
 
 def _safe_epoch(v: Any) -> int | None:
@@ -1008,12 +890,17 @@ def normalize_payments(
     invoice_payments: Iterable[Mapping] = (),
     charges: Iterable[Mapping] = (),
     refunds: Iterable[Mapping] = (),
+    payment_intents: Iterable[Mapping] = (),
     **options,
 ) -> Normalized:
-    """Charges (succeeded / failed) and paid invoice payments -> kind ``payment``; refunds ->
-    kind ``refund``. A charge named by an invoice payment is one payment, not two."""
+    """Charges, payment intents and invoice payments -> kind ``payment``, one row per
+    settlement (:mod:`sync_core.stripe.payments`); refunds -> kind ``refund``."""
     return normalize_all(
-        invoice_payments=invoice_payments, charges=charges, refunds=refunds, **options
+        invoice_payments=invoice_payments,
+        charges=charges,
+        refunds=refunds,
+        payment_intents=payment_intents,
+        **options,
     )
 
 
@@ -1032,6 +919,7 @@ def normalize_all(
     credit_notes: Iterable[Mapping] = (),
     invoice_payments: Iterable[Mapping] = (),
     charges: Iterable[Mapping] = (),
+    payment_intents: Iterable[Mapping] = (),
     refunds: Iterable[Mapping] = (),
     meter_events: Iterable[Mapping] = (),
     disputes: Iterable[Mapping] = (),
@@ -1043,12 +931,15 @@ def normalize_all(
     metered_prices: Iterable[str] | None = None,
     metered_items: Iterable[str] | None = None,
     invoice_info: Mapping[str, tuple[str, str]] | None = None,
+    payment_info: Mapping[str, tuple] | None = None,
 ) -> Normalized:
     """Normalize everything at once, linking the objects.
 
     ``events`` are unpacked with :func:`objects_from_events`; an object also passed directly
     (from a list pull) keeps the listed version. ``invoice_info`` ({invoice id: (entity,
-    customer)}) links payments to invoices normalized in an earlier run.
+    customer)}) links payments to invoices normalized in an earlier run; ``payment_info``
+    ({payment id: (invoice id, customer id[, status])}, earlier runs' payments) links the
+    objects of a settlement that do not know their invoice (:mod:`sync_core.stripe.payments`).
     """
     given = {
         "customer": list(customers),
@@ -1057,6 +948,7 @@ def normalize_all(
         "credit_note": list(credit_notes),
         "invoice_payment": list(invoice_payments),
         "charge": list(charges),
+        "payment_intent": list(payment_intents),
         "refund": list(refunds),
         "billing.meter_event": list(meter_events),
         "dispute": list(disputes),
@@ -1086,16 +978,16 @@ def normalize_all(
         _guard(run, "invoices", inv, lambda inv=inv: run.invoice(inv))
     for cn in given["credit_note"]:
         _guard(run, "credit_notes", cn, lambda cn=cn: run.credit_note(cn))
-    ips = [o for o in given["invoice_payment"] if isinstance(o, Mapping)]
-    chs = [o for o in given["charge"] if isinstance(o, Mapping)]
-    run.payment_links(ips, chs)
-    seen: set[str] = set()
-    for ch in given["charge"]:
-        _guard(run, "payments", ch, lambda ch=ch: run.charge(ch, seen))
-    for ip in given["invoice_payment"]:
-        _guard(run, "payments", ip, lambda ip=ip: run.invoice_payment(ip, seen))
+    pays = run.payments = Payments(run, _HELPERS, payment_info, succeeded_times(events))
+    pays.link(given["charge"], given["payment_intent"])
+    for kind in ("charge", "payment_intent", "invoice_payment"):
+        for o in given[kind]:
+            _guard(run, "payments", o, lambda o=o, kind=kind: pays.add(kind, o))
+    pays.known_links()
+    for sid in list(pays.settlements):
+        _guard(run, "payments", {"id": sid}, lambda sid=sid: pays.emit(sid))
     for rf in given["refund"]:
-        _guard(run, "payments", rf, lambda rf=rf: run.refund(rf))
+        _guard(run, "payments", rf, lambda rf=rf: pays.refund(rf))
     closed = closed_at_from_events(events)
     for d in given["dispute"]:
         _guard(run, "disputes", d, lambda d=d: run.dispute(d, closed))
