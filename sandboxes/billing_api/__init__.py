@@ -12,25 +12,48 @@ existing folder), rendered as Stripe-shaped JSON (API ``2025-03-31.basil`` shape
 - invoice lines use the nested ``parent`` shape (``subscription_item_details`` for recurring,
   usage and proration lines, the latter with ``invoice_item`` set; ``invoice_item_details`` for
   one-off items), ``pricing.price_details``, ``taxes[]`` and ``period.start/end`` (epoch s).
-- subscriptions show their current state (last contract version per item); canceled ones are
-  listed only with ``status=all`` (as Stripe). Metered prices are tiered: ``tiers`` appear on
-  ``GET /v1/prices/{id}?expand[]=tiers`` only.
+- subscriptions show their current state (last contract version per item) and their newest
+  invoice as ``latest_invoice``; canceled ones are listed only with ``status=all`` (as Stripe).
+  Metered prices are tiered: ``tiers`` appear only when expanded (``expand[]=tiers``).
 
-Endpoints (GET; ``limit`` 1-100 default 10, ``starting_after``, ``ending_before``,
-``created[gte|gt|lte|lt]``, newest first by ``(created, id)`` so objects sharing a second page
-deterministically, ``has_more``): ``/v1/customers``, ``/v1/subscriptions``
-(``status``, ``customer``), ``/v1/subscription_items?subscription=``, ``/v1/invoices``
-(``customer``, ``subscription``, ``status``), ``/v1/invoices/{id}/lines``,
-``/v1/credit_notes`` (``invoice``), ``/v1/credit_notes/{id}/lines``, ``/v1/charges``,
-``/v1/invoice_payments`` (``invoice``), ``/v1/refunds`` (``charge``), ``/v1/events``
-(``type`` with a trailing ``*`` wildcard, ``types[]``), ``/v1/billing/meter_events``
-(**sandbox only**: Stripe cannot list meter events), and ``GET /v1/<collection>/{id}`` for
-each, ``GET /v1/prices/{id}``. Invoices and credit notes embed their first 10 lines with
-``has_more`` when there are more. Events (``data.object`` a snapshot of the object at the
-time): ``customer.created``, ``customer.subscription.created``,
-``customer.subscription.updated`` (per amendment), ``invoice.finalized``, ``invoice.paid``,
-``invoice.voided``, ``credit_note.created``, ``credit_note.voided``, ``charge.succeeded``,
-``charge.failed``, ``refund.created``, ``charge.refunded``.
+Endpoints (GET): ``/v1/<collection>`` for each collection of
+:data:`~sandboxes.billing_api.catalog.COLLECTIONS` (``customers``, ``subscriptions``,
+``invoices``, ``credit_notes``, ``charges``, ``invoice_payments``, ``refunds``, ``events``,
+``billing/meter_events`` (**sandbox only**: Stripe cannot list meter events), ...) and
+``GET /v1/<collection>/{id}``, ``/v1/subscription_items?subscription=``,
+``/v1/invoices/{id}/lines``, ``/v1/credit_notes/{id}/lines``, ``GET /v1/prices/{id}``. Lists are
+newest first by ``(created, id)`` so objects sharing a second page deterministically, with
+``has_more``. Invoices and credit notes embed their first 10 lines with ``has_more`` when there
+are more. Events (``data.object`` a snapshot of the object at the time):
+``customer.created``, ``customer.subscription.created``, ``customer.subscription.updated`` (per
+amendment), ``invoice.finalized``, ``invoice.paid``, ``invoice.voided``,
+``credit_note.created``, ``credit_note.voided``, ``charge.succeeded``, ``charge.failed``,
+``refund.created``, ``charge.refunded``.
+
+Parameters (:mod:`~sandboxes.billing_api.params`, :mod:`~sandboxes.billing_api.query`) are
+read in every form Stripe's own parser takes, on the query string and in a form body:
+``a[]=x`` and ``a[0]=x`` arrays (the official SDKs send the indexed form), ``a[b]=`` hashes,
+a repeated plain key keeping its last value. A list takes ``limit`` (1-100, default 10),
+``starting_after`` / ``ending_before``, ``created`` / ``created[gt|gte|lt|lte]``, ``expand``
+and its collection's equality filters (:data:`~sandboxes.billing_api.catalog.FILTERS`), plus
+``status`` (``all``) on subscriptions and ``type`` (``*`` wildcards) or ``types[]`` (exact) on
+events; a retrieve takes ``expand`` only. Any other parameter is refused, including ones Stripe
+takes but the sandbox does not implement (never silently ignored).
+
+``expand`` (:mod:`~sandboxes.billing_api.expand`): ``data.<field>`` on lists, nested paths up
+to 4 levels (``latest_invoice.customer``, ``data.payments``), over a registry of expandable
+fields (customer, subscription, latest_invoice, invoice ``payments``, charge / refund
+``balance_transaction``, ``payment_intent``, ``latest_charge``, invoice payment
+``payment.charge``, price ``tiers``, ...) resolved in whichever collections are served.
+
+Errors are Stripe's body ``{"error": {"type", "message", "code"?, "doc_url"?, "param"?,
+"request_log_url"}}``: ``400 Received unknown parameter: <name>`` (``parameter_unknown``),
+``This property cannot be expanded (<path>).`` (``param: expand``), ``404 No such <object>``
+(``resource_missing``, ``param: id``). Every answer carries ``Request-Id`` and a
+``Stripe-Version`` naming the request's version (the account's, ``2025-03-31.basil``, when the
+request names none; the object shapes stay basil whichever is named); errors carry
+``Stripe-Should-Retry`` (``true`` on 429 and 5xx, ``false`` on other 4xx), which the
+official SDKs follow.
 
 Test hooks (JSON bodies): ``POST /sandbox/events`` ``{"type", "object", "created"?}`` upserts
 the object into its collection and appends an event; ``POST /sandbox/faults`` sets

@@ -1,14 +1,40 @@
-"""Query parameters of the list endpoints: limit, created ranges, filters, list bodies."""
+"""The parameters each endpoint takes, and what the list endpoints make of them: limit, created
+ranges, filters, list bodies.
+
+An endpoint refuses any other parameter (``400 Received unknown parameter``), as Stripe does;
+a parameter Stripe takes but the sandbox does not implement is refused too rather than
+silently ignored (it would come back unfiltered). A list takes the common parameters
+(``limit``, ``starting_after``, ``ending_before``, ``created`` / ``created[gt|gte|lt|lte]``,
+``expand``), its collection's equality filters (:data:`sandboxes.billing_api.catalog.FILTERS`)
+and the extras below; a nested list (invoice or credit note lines, subscription items) no
+``created``; a retrieve ``expand`` only.
+"""
 
 from __future__ import annotations
 
 import bisect
+import re
 
 from sandboxes.billing_api.catalog import FILTERS
 from sandboxes.billing_api.collections import ApiError, _dumps
+from sandboxes.billing_api.params import ARRAY, INTEGER, RANGE, STRING, Params
+
+PAGING = {"limit": INTEGER, "starting_after": STRING, "ending_before": STRING, "expand": ARRAY}
+COMMON = {**PAGING, "created": RANGE}
+# list parameters beyond the catalog's equality filters
+EXTRA = {
+    "subscriptions": {"status": STRING},  # default: all but canceled; "all"
+    "events": {"type": STRING, "types": ARRAY},  # type: "*" wildcards; types: exact names
+}
+SUBSCRIPTION_ITEMS = {**PAGING, "subscription": STRING}
+RETRIEVE = {"expand": ARRAY}
 
 
-def _list_bytes(data: bytes, more: bool, url: str) -> bytes:
+def list_schema(name: str) -> dict[str, str]:
+    return {**COMMON, **{f: STRING for f in FILTERS.get(name, ())}, **EXTRA.get(name, {})}
+
+
+def list_bytes(data: bytes, more: bool, url: str) -> bytes:
     return (
         b'{"object":"list","data":['
         + data
@@ -20,21 +46,10 @@ def _list_bytes(data: bytes, more: bool, url: str) -> bytes:
     )
 
 
-def _one(q: dict[str, list[str]], key: str) -> str | None:
-    v = q.get(key)
-    return v[-1] if v else None
-
-
-def _limit(q) -> int:
-    raw = _one(q, "limit")
-    if raw is None:
+def limit(p: Params) -> int:
+    n = p.integer("limit")
+    if n is None:
         return 10
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ApiError(
-            400, f"Invalid integer: {raw}", "parameter_invalid_integer", "limit"
-        ) from None
     if not 1 <= n <= 100:
         raise ApiError(
             400,
@@ -45,80 +60,80 @@ def _limit(q) -> int:
     return n
 
 
-def _created_range(keys, q) -> tuple[int, int]:
+def cursors(p: Params) -> tuple[str | None, str | None]:
+    after, before = p.string("starting_after"), p.string("ending_before")
+    if after and before:
+        raise ApiError(400, "You may only specify one of starting_after and ending_before.")
+    return after, before
+
+
+def created_range(keys, p: Params) -> tuple[int, int]:
+    """The slice of ascending ``(created, id)`` keys within the ``created`` range."""
     lo, hi = 0, len(keys)
-
-    def num(k):
-        raw = _one(q, k)
-        if raw is None:
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise ApiError(400, f"Invalid integer: {raw}", "parameter_invalid_integer", k) from None
-
-    exact = num("created")
-    gte, gt, lte, lt = (num(f"created[{op}]") for op in ("gte", "gt", "lte", "lt"))
-    if exact is not None:
-        gte = lte = exact
-    if gte is not None:
-        lo = max(lo, bisect.bisect_left(keys, (gte, "")))
-    if gt is not None:
-        lo = max(lo, bisect.bisect_left(keys, (gt + 1, "")))
-    if lte is not None:
-        hi = min(hi, bisect.bisect_left(keys, (lte + 1, "")))
-    if lt is not None:
-        hi = min(hi, bisect.bisect_left(keys, (lt, "")))
+    r = p.range("created")
+    if "gte" in r:
+        lo = max(lo, bisect.bisect_left(keys, (r["gte"], "")))
+    if "gt" in r:
+        lo = max(lo, bisect.bisect_left(keys, (r["gt"] + 1, "")))
+    if "lte" in r:
+        hi = min(hi, bisect.bisect_left(keys, (r["lte"] + 1, "")))
+    if "lt" in r:
+        hi = min(hi, bisect.bisect_left(keys, (r["lt"], "")))
     return lo, max(lo, hi)
 
 
-def _ref(v):
-    return v.get("id") if isinstance(v, dict) else v
+def _text(v) -> str | None:
+    """A field as a query value compares: an expanded object by its id, booleans as Stripe
+    writes them."""
+    if isinstance(v, dict):
+        v = v.get("id")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return None if v is None else str(v)
 
 
-def _predicates(name: str, q) -> list:
+def _subscription_of(inv: dict) -> str | None:
+    details = (inv.get("parent") or {}).get("subscription_details") or {}
+    return _text(details.get("subscription"))
+
+
+def _event_types(p: Params):
+    single, types = p.string("type"), p.array("types")
+    if single and types:
+        raise ApiError(400, "You may pass either type or types, but not both.", param="types")
+    if single:
+        pattern = re.compile("^" + ".*".join(map(re.escape, single.split("*"))) + "$")
+        return lambda o: bool(pattern.match(str(o.get("type"))))
+    if types:
+        exact = set(types)
+        return lambda o: o.get("type") in exact
+    return None
+
+
+def predicates(name: str, p: Params) -> list:
     preds = []
     for f in FILTERS.get(name, ()):
-        v = _one(q, f)
+        v = p.string(f)
         if v is None:
             continue
         if name == "subscriptions" and f == "price":
             preds.append(
                 lambda o, v=v: any(
-                    _ref(i.get("price")) == v for i in (o.get("items") or {}).get("data", [])
+                    _text(i.get("price")) == v for i in (o.get("items") or {}).get("data", [])
                 )
             )
         elif name == "invoices" and f == "subscription":
-            preds.append(
-                lambda o, v=v: (
-                    (o.get("parent") or {}).get("subscription_details", {}) is not None
-                    and ((o.get("parent") or {}).get("subscription_details") or {}).get(
-                        "subscription"
-                    )
-                    == v
-                )
-            )
+            preds.append(lambda o, v=v: _subscription_of(o) == v)
         else:
-            preds.append(lambda o, f=f, v=v: _ref(o.get(f)) == v)
+            preds.append(lambda o, f=f, v=v: _text(o.get(f)) == v)
     if name == "subscriptions":
-        status = _one(q, "status")
+        status = p.string("status")
         if status is None:
             preds.append(lambda o: o.get("status") != "canceled")
         elif status != "all":
             preds.append(lambda o, s=status: o.get("status") == s)
     if name == "events":
-        types = q.get("types[]", []) + q.get("types", [])
-        single = _one(q, "type")
-        if single:
-            types.append(single)
-        if types:
-            exact = {t for t in types if not t.endswith("*")}
-            prefixes = tuple(t[:-1] for t in types if t.endswith("*"))
-            preds.append(
-                lambda o: (
-                    o.get("type") in exact
-                    or bool(prefixes)
-                    and str(o.get("type")).startswith(prefixes)
-                )
-            )
+        pred = _event_types(p)
+        if pred is not None:
+            preds.append(pred)
     return preds

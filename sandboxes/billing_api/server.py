@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
 import tempfile
 import threading
@@ -11,11 +12,14 @@ import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sandboxes._http import SandboxServer, check_host
 from sandboxes.billing_api.collections import API_VERSION, MAX_BODY, ApiError, _dumps
+from sandboxes.billing_api.params import Params, parse_form
 from sandboxes.billing_api.state import BillingState
+
+_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -42,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.request_count += 1
+        self._request_id = f"req_{threading.get_ident():x}{time.monotonic_ns():x}"
+        self._version = API_VERSION
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.close_connection = True
@@ -49,7 +55,6 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         path = unquote(parts.path).rstrip("/")
-        q = parse_qs(parts.query, keep_blank_values=True)
         auth = self.headers.get("Authorization") or ""
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return self._error(
@@ -57,12 +62,12 @@ class _Handler(BaseHTTPRequestHandler):
                     401,
                     "You did not provide an API key. Provide it in the Authorization header "
                     "(Authorization: Bearer YOUR_SECRET_KEY).",
-                ),
-                "invalid_request_error",
+                )
             )
         try:
             if path.startswith("/sandbox/"):
                 return self._send(200, self._sandbox(method, path, body))
+            self._version = _api_version(self.headers.get("Stripe-Version"))
             fault = state.draw_fault()
             if fault == "burst_disconnect":
                 state.count(0)
@@ -76,40 +81,41 @@ class _Handler(BaseHTTPRequestHandler):
                 ra = state.faults["retry_after_s"]
                 return self._error(
                     ApiError(429, "Too many requests hit the API too quickly.", "rate_limit"),
-                    "invalid_request_error",
                     {"Retry-After": f"{ra:g}"},
                 )
             if fault in ("burst_500", "error_rate_500"):
-                return self._error(ApiError(500, "An unknown error occurred."), "api_error")
+                return self._error(ApiError(500, "An unknown error occurred."))
+            params = Params.from_query(parts.query)
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if body and ctype == "application/x-www-form-urlencoded":
+                params = params.merged(parse_form(body))
             if method != "GET":
                 raise ApiError(405, f"Unrecognized request URL ({method}: {path}).")
             slow = state.faults["slow_page_ms"]
             if slow > 0:
                 time.sleep(slow / 1000)
-            self._send(200, self._route(path, q))
+            self._send(200, self._route(path, params))
         except ApiError as exc:
             self._error(exc)
         except Exception as exc:  # noqa: BLE001 - a bug answers 500, like a real server
-            self._error(ApiError(500, f"{type(exc).__name__}: {exc}"), "api_error")
+            self._error(ApiError(500, f"{type(exc).__name__}: {exc}"))
 
-    def _route(self, path: str, q) -> bytes:
+    def _route(self, path: str, p: Params) -> bytes:
         state = self.server.state
         if not path.startswith("/v1/"):
             raise ApiError(404, f"Unrecognized request URL (GET: {path}).")
         rest = path[4:]
         if rest in state.collections:
-            return state.list(rest, q)
+            return state.list(rest, p)
         if rest == "subscription_items":
-            return state.subscription_items(q)
+            return state.subscription_items(p)
         segs = rest.split("/")
         if rest.startswith("billing/meter_events/") and len(segs) == 3:
-            return state.retrieve("billing/meter_events", segs[2])
-        if len(segs) == 2 and segs[0] == "prices":
-            return state.price(segs[1], q)
-        if len(segs) == 2 and segs[0] in state.collections:
-            return state.retrieve(segs[0], segs[1])
+            return state.retrieve("billing/meter_events", segs[2], p)
+        if len(segs) == 2 and (segs[0] in state.collections or segs[0] == "prices"):
+            return state.retrieve(segs[0], segs[1], p)
         if len(segs) == 3 and segs[0] in ("invoices", "credit_notes") and segs[2] == "lines":
-            return state.nested(segs[0], segs[1], "lines", q)
+            return state.nested(segs[0], segs[1], "lines", p)
         raise ApiError(404, f"Unrecognized request URL (GET: {path}).")
 
     def _sandbox(self, method: str, path: str, body: bytes) -> bytes:
@@ -140,8 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Request-Id", f"req_{threading.get_ident():x}_{time.monotonic_ns():x}")
-            self.send_header("Stripe-Version", API_VERSION)
+            self.send_header("Request-Id", self._request_id)
+            self.send_header("Stripe-Version", self._version)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
@@ -149,13 +155,24 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
-    def _error(self, exc: ApiError, etype: str = "invalid_request_error", headers=None) -> None:
-        err = {"type": etype, "message": exc.message}
-        if exc.code:
-            err["code"] = exc.code
-        if exc.param:
-            err["param"] = exc.param
-        self._send(exc.status, _dumps({"error": err}), headers)
+    def _error(self, exc: ApiError, headers: dict | None = None) -> None:
+        """Stripe's error body; ``Stripe-Should-Retry: true`` on 429 and 5xx (a retry can
+        succeed), ``false`` on the other 4xx but 409 (the same request fails the same way)."""
+        if exc.status != 409:
+            retry = exc.status == 429 or exc.status >= 500
+            headers = {"Stripe-Should-Retry": "true" if retry else "false", **(headers or {})}
+        self._send(exc.status, _dumps(exc.body(self._request_id)), headers)
+
+
+def _api_version(requested: str | None) -> str:
+    """The ``Stripe-Version`` a response names: the request's, else the account's. Objects
+    keep their ``2025-03-31.basil`` shapes whichever version is named."""
+    if requested is None or not requested.strip():
+        return API_VERSION
+    requested = requested.strip()
+    if not _VERSION.match(requested):
+        raise ApiError(400, f"Invalid Stripe API version: {requested}")
+    return requested
 
 
 class _Server(SandboxServer):

@@ -1,5 +1,6 @@
 """The sandbox's state: collections, events, faults and counters, and the list / retrieve
-reads over them (query parameters: :mod:`sandboxes.billing_api.query`)."""
+reads over them (parameters: :mod:`sandboxes.billing_api.query`, ``expand``:
+:mod:`sandboxes.billing_api.expand`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from sandboxes.billing_api import expand, query
 from sandboxes.billing_api.builder import load
 from sandboxes.billing_api.catalog import COLLECTION_OF, COLLECTIONS
 from sandboxes.billing_api.collections import (
@@ -20,8 +22,12 @@ from sandboxes.billing_api.collections import (
     page_keys,
     page_positional,
 )
-from sandboxes.billing_api.query import _created_range, _limit, _list_bytes, _one, _predicates
+from sandboxes.billing_api.params import Params
 from sandboxes.billing_api.render import RENDER, _without_tiers
+
+# objects whose includable fields a plain read leaves out (see expand.strip_includable)
+_INCLUDING = {"price"}
+_LINE_OBJECT = {"invoices": "line_item", "credit_notes": "credit_note_line_item"}
 
 
 class BillingState:
@@ -49,6 +55,21 @@ class BillingState:
 
     def _load(self, folder: Path) -> None:
         load(self, folder)
+        self._link_latest_invoices()
+
+    def _link_latest_invoices(self) -> None:
+        """Set ``latest_invoice`` on the subscriptions loaded without one: their newest
+        invoice, as Stripe sets it when it makes each invoice of a subscription."""
+        invoices, subs = self.collections["invoices"], self.collections["subscriptions"]
+        latest: dict[str, str] = {}
+        for _, iid in invoices.keys:  # oldest first: the newest stays
+            details = (invoices.objs[iid].get("parent") or {}).get("subscription_details")
+            if details and details.get("subscription"):
+                latest[str(details["subscription"])] = iid
+        for sid, sub in subs.objs.items():
+            if sub.get("latest_invoice") is None and sid in latest:
+                sub["latest_invoice"] = latest[sid]
+                subs.upsert(sub)
 
     def _event_obj(self, etype: str, obj: dict, created: int) -> dict:
         self._event_seq += 1
@@ -125,65 +146,90 @@ class BillingState:
             }
 
     # -- reads
-    def list(self, name: str, q: dict[str, list[str]]) -> bytes:
-        limit = _limit(q)
-        after, before = _one(q, "starting_after"), _one(q, "ending_before")
-        if after and before:
-            raise ApiError(400, "You may only specify one of starting_after and ending_before.")
+    def _tree(self, kind: str, p: Params, listed: bool = False) -> dict | None:
+        """The checked ``expand`` paths for an object ``kind``, or None; ``listed``: for a
+        list of them (``data.<field>``), as a tree for each listed object."""
+        paths = p.array("expand")
+        if not paths:
+            return None
+        tree = expand.compile_paths(self, kind, paths, listed)
+        return tree["data"][1] if listed else tree
+
+    def _served(self, coll, oid: str, tree: dict | None) -> bytes:
+        """An object's JSON, expanded along ``tree`` (and without includable fields)."""
+        if not tree and COLLECTIONS.get(coll.name) not in _INCLUDING:
+            return coll.json(oid)
+        obj = expand.strip_includable(coll.rendered(oid))
+        return _dumps(expand.apply(self, obj, tree or {}))
+
+    def list(self, name: str, p: Params) -> bytes:
+        p.check(query.list_schema(name))
+        n, (after, before) = query.limit(p), query.cursors(p)
         with self.lock:
+            tree = self._tree(expand.object_of(name), p, listed=True)
             coll = self.collections[name]
             keys = coll.keys
-            lo, hi = _created_range(keys, q)
-            preds = _predicates(name, q)
+            lo, hi = query.created_range(keys, p)
+            preds = query.predicates(name, p)
             if preds:
-                keys = [k for k in keys[lo:hi] if all(p(coll.objs[k[1]]) for p in preds)]
+                keys = [k for k in keys[lo:hi] if all(f(coll.objs[k[1]]) for f in preds)]
                 lo, hi = 0, len(keys)
-            sa = coll.key_of(after) if after else None
-            eb = coll.key_of(before) if before else None
-            page, more = page_keys(keys, limit, sa, eb, lo, hi)
-            data = b",".join(coll.json(k[1]) for k in page)
-        return _list_bytes(data, more, f"/v1/{name}")
+            sa = coll.key_of(after, "starting_after") if after else None
+            eb = coll.key_of(before, "ending_before") if before else None
+            page, more = page_keys(keys, n, sa, eb, lo, hi)
+            data = b",".join(self._served(coll, k[1], tree) for k in page)
+        return query.list_bytes(data, more, f"/v1/{name}")
 
-    def retrieve(self, name: str, oid: str) -> bytes:
+    def retrieve(self, name: str, oid: str, p: Params) -> bytes:
+        """``GET /v1/<name>/<id>``; ``prices`` from :attr:`prices` while not a collection."""
+        p.check(query.RETRIEVE)
         with self.lock:
-            coll = self.collections[name]
-            if oid not in coll.objs:
-                raise ApiError(404, f"No such {COLLECTIONS[name]}: '{oid}'", "resource_missing")
-            return coll.json(oid)
-
-    def nested(self, name: str, oid: str, field: str, q) -> bytes:
-        limit = _limit(q)
-        with self.lock:
-            coll = self.collections[name]
-            obj = coll.objs.get(oid)
+            tree = self._tree(expand.object_of(name), p)
+            coll = self.collections.get(name)
+            if coll is not None and oid in coll.objs:
+                return self._served(coll, oid, tree)
+            obj = None if coll is not None else expand.lookup(self, name, oid)
             if obj is None:
-                raise ApiError(404, f"No such {COLLECTIONS[name]}: '{oid}'", "resource_missing")
-            items = (obj.get(field) or {}).get("data") or []
-            page, more = page_positional(
-                items, limit, _one(q, "starting_after"), _one(q, "ending_before")
-            )
-            data = b",".join(_dumps(i) for i in page)
-        return _list_bytes(data, more, f"/v1/{name}/{oid}/{field}")
+                raise ApiError(
+                    404, f"No such {expand.object_of(name)}: '{oid}'", "resource_missing", "id"
+                )
+            return _dumps(expand.apply(self, obj, tree or {}))
 
-    def subscription_items(self, q) -> bytes:
-        sid = _one(q, "subscription")
+    def _positional(self, items: list[dict], p: Params, kind: str, url: str) -> bytes:
+        n, (after, before) = query.limit(p), query.cursors(p)
+        tree = self._tree(kind, p, listed=True)
+        page, more = page_positional(items, n, after, before)
+        if tree:
+            page = [expand.apply(self, copy.deepcopy(i), tree) for i in page]
+        return query.list_bytes(b",".join(_dumps(i) for i in page), more, url)
+
+    def nested(self, name: str, oid: str, field: str, p: Params) -> bytes:
+        """``GET /v1/<name>/<id>/lines``: every line of an invoice or a credit note."""
+        p.check(query.PAGING)
+        with self.lock:
+            obj = self.collections[name].objs.get(oid)
+            if obj is None:
+                raise ApiError(
+                    404,
+                    f"No such {COLLECTIONS[name]}: '{oid}'",
+                    "resource_missing",
+                    COLLECTIONS[name],
+                )
+            items = (obj.get(field) or {}).get("data") or []
+            return self._positional(items, p, _LINE_OBJECT[name], f"/v1/{name}/{oid}/{field}")
+
+    def subscription_items(self, p: Params) -> bytes:
+        p.check(query.SUBSCRIPTION_ITEMS)
+        sid = p.string("subscription")
         if not sid:
-            raise ApiError(400, "Missing required param: subscription.", "parameter_missing")
+            raise ApiError(
+                400, "Missing required param: subscription.", "parameter_missing", "subscription"
+            )
         with self.lock:
             sub = self.collections["subscriptions"].objs.get(sid)
             if sub is None:
-                raise ApiError(404, f"No such subscription: '{sid}'", "resource_missing")
+                raise ApiError(
+                    404, f"No such subscription: '{sid}'", "resource_missing", "subscription"
+                )
             items = [_without_tiers(i) for i in (sub.get("items") or {}).get("data") or []]
-        page, more = page_positional(
-            items, _limit(q), _one(q, "starting_after"), _one(q, "ending_before")
-        )
-        body = b",".join(_dumps(i) for i in page)
-        return _list_bytes(body, more, "/v1/subscription_items")
-
-    def price(self, pid: str, q) -> bytes:
-        with self.lock:
-            p = self.prices.get(pid)
-        if p is None:
-            raise ApiError(404, f"No such price: '{pid}'", "resource_missing")
-        expand = q.get("expand[]", []) + q.get("expand", [])
-        return _dumps(p if "tiers" in expand else {k: v for k, v in p.items() if k != "tiers"})
+            return self._positional(items, p, "subscription_item", "/v1/subscription_items")
