@@ -109,8 +109,11 @@ def _epoch(value: int | float | dt.datetime | None) -> int | None:
 
 def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """Stripe's form encoding for query strings: ``{"created": {"gte": 1}}`` becomes
-    ``created[gte]=1``, a list ``{"expand": ["a", "b"]}`` becomes ``expand[]=a&expand[]=b``,
-    booleans ``true``/``false``; ``None`` values are left out."""
+    ``created[gte]=1``, a list of strings ``{"expand": ["a", "b"]}`` becomes
+    ``expand[]=a&expand[]=b``, a list of hashes or lists is indexed (``items[0][price]=p``:
+    with ``items[][id]=`` Stripe's parser puts a key in the previous hash when that hash lacks
+    it, merging two elements), booleans ``true``/``false``, datetimes epoch seconds (naive
+    ones as UTC); ``None`` values are left out."""
     out: list[tuple[str, str]] = []
 
     def add(key: str, value: Any) -> None:
@@ -120,10 +123,14 @@ def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             for k, v in value.items():
                 add(f"{key}[{k}]", v)
         elif isinstance(value, (list, tuple)):
-            for v in value:
-                add(key if key.endswith("[]") else f"{key}[]", v)
+            base = key[:-2] if key.endswith("[]") else key
+            for i, v in enumerate(value):
+                nested = isinstance(v, (Mapping, list, tuple))
+                add(f"{base}[{i}]" if nested else f"{base}[]", v)
         elif isinstance(value, bool):
             out.append((key, "true" if value else "false"))
+        elif isinstance(value, dt.datetime):
+            out.append((key, str(_epoch(value))))
         else:
             out.append((key, str(value)))
 
