@@ -59,19 +59,18 @@ def _ref(*collections: str) -> Ref:
 
 _CUSTOMER, _INVOICE, _CHARGE = _ref("customers"), _ref("invoices"), _ref("charges")
 _BALANCE, _INTENT = _ref("balance_transactions"), _ref("payment_intents")
+_SUB = _ref("subscriptions")
 
+# as the SDK's types mark them ExpandableField (16.1.0); ids under ``parent`` hashes of lines
+# and invoice items are plain strings there, so not here either
 FIELDS: dict[str, dict[str, object]] = {
     "invoice": {
         "customer": _CUSTOMER,
-        "parent.subscription_details.subscription": _ref("subscriptions"),
+        "parent.subscription_details.subscription": _SUB,
         "payments": Related("invoice_payments", "invoice"),
         "lines": Embedded("line_item", listed=True),
     },
-    "line_item": {
-        "pricing.price_details.price": _ref("prices"),
-        "parent.subscription_item_details.subscription": _ref("subscriptions"),
-        "parent.invoice_item_details.subscription": _ref("subscriptions"),
-    },
+    "line_item": {"pricing.price_details.price": _ref("prices"), "subscription": _SUB},
     "subscription": {
         "customer": _CUSTOMER,
         "latest_invoice": _INVOICE,
@@ -95,7 +94,6 @@ FIELDS: dict[str, dict[str, object]] = {
     "invoiceitem": {
         "customer": _CUSTOMER,
         "invoice": _INVOICE,
-        "parent.subscription_details.subscription": _ref("subscriptions"),
         "pricing.price_details.price": _ref("prices"),
     },
     "balance_transaction": {"source": _ref("charges", "refunds", "payouts")},

@@ -151,7 +151,8 @@ class Params:
             if kind in (STRING, INTEGER) and not isinstance(value, str):
                 if isinstance(value, dict):
                     raise _unknown(names(value, name)[0])
-                raise ApiError(400, f"Invalid {kind}: {value}", param=name)
+                code = "parameter_invalid_integer" if kind == INTEGER else None
+                raise ApiError(400, f"Invalid {kind}: {value}", code, name)
             if kind == INTEGER:
                 _int(value, name)
             elif kind == ARRAY:
