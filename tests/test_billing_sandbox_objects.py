@@ -265,11 +265,13 @@ def test_subscription_created_events_show_the_subscription_as_created(api, event
     created = [e for e in events if e["type"] == "customer.subscription.created"]
     assert len(created) == 60
     canceled_now = {s["id"] for s in api.objects("subscriptions") if s["status"] == "canceled"}
+    invoiced = {i["id"]: i["created"] for i in api.objects("invoices")}
     assert canceled_now  # the served state differs from the created one for these
     for e in created:
         sub = e["data"]["object"]
         assert sub["status"] in ("active", "trialing") and sub["canceled_at"] is None
         assert sub["created"] == e["created"]
+        assert sub["latest_invoice"] is None or invoiced[sub["latest_invoice"]] <= e["created"]
         assert {i["id"]: i["price"]["id"] for i in sub["items"]["data"]} == {
             i["id"]: first[i["id"]] for i in sub["items"]["data"]
         }

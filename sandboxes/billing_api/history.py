@@ -4,7 +4,8 @@ A subscription is the contract versions of its items (``si_<sub>_<n>``), replaye
 state at a time ``t`` holds each item that has started by then at its last live version, the
 item's service period that began last by then, and ``status: canceled`` (with ``canceled_at``
 and ``ended_at``) once an item's last version by then is a ``cancel``. The served object is the
-state after every version. Events, one per distinct ``effective_at`` of the versions:
+state after every version; ``latest_invoice`` is the newest invoice finalized by then. Events,
+one per distinct ``effective_at`` of the versions:
 
 - ``customer.subscription.created`` at the first: the subscription as created;
 - ``customer.subscription.updated`` per later amendment: the state after it, with
@@ -34,6 +35,14 @@ class SubscriptionsMixin:
                 periods.setdefault(it, []).append((ln["period_start"], ln["period_end"]))
         for ps in periods.values():
             ps.sort()
+        self.invoices_of: dict[str, list[tuple[int, str]]] = {}
+        for inv in self.r["invoices"]:
+            if inv.get("subscription_id") and inv["finalized_at"] is not None:
+                self.invoices_of.setdefault(inv["subscription_id"], []).append(
+                    (inv["finalized_at"], inv["invoice_id"])
+                )
+        for invs in self.invoices_of.values():
+            invs.sort()
         items_of: dict[str, dict[str, list[dict]]] = {}
         for item_id, vs in sorted(self.versions.items()):
             items_of.setdefault(self.sub_of(item_id), {})[item_id] = vs
@@ -66,6 +75,8 @@ class SubscriptionsMixin:
         first_vs = next(iter(upto.values()))
         first = first_vs[0]
         cancels = [vs[-1]["effective_at"] for vs in upto.values() if _canceled(vs)]
+        invs = self.invoices_of.get(sid, [])
+        n = len(invs) if t is None else bisect.bisect_right(invs, (t, "\uffff"))
         ended = max(cancels) if cancels else None
         data = []
         for item_id, vs in upto.items():
@@ -105,7 +116,7 @@ class SubscriptionsMixin:
             "discounts": [],
             "ended_at": ended,
             "items": {"object": "list", "data": data},
-            "latest_invoice": None,
+            "latest_invoice": invs[n - 1][1] if n else None,
             "livemode": False,
             "metadata": {"legal_entity": first_vs[-1]["entity_id"]},
             "start_date": first["effective_at"],
