@@ -46,8 +46,9 @@ def fixture(name: str) -> dict:
 
 def charge() -> dict:
     ch = fixture("charge")
-    ch.update(id="ch_1", payment_intent="pi_1", amount=1000, amount_captured=1000, captured=True,
-              currency="usd", customer="cus_1", status="succeeded", paid=True, created=PAID)  # fmt: skip
+    ch.update(id="ch_1", payment_intent="pi_1", amount=1000, amount_captured=1000,
+              captured=True, currency="usd", customer="cus_1", status="succeeded", paid=True,
+              created=PAID)  # fmt: skip
     return ch
 
 

@@ -796,13 +796,6 @@ class _Run:
             self.bad("usage_events", eid, entity, ts, exc)
 
 
-_HELPERS = SimpleNamespace(
-    Bad=_Bad, ref=_ref, dig=_dig, req=_req, int=_int, ccy=_ccy, epoch=_epoch,
-    safe_epoch=lambda v: _safe_epoch(v), rule_minor_units=RULE_MINOR_UNITS,
-    rule_unsupported=RULE_UNSUPPORTED,
-)  # fmt: skip
-
-
 def _priced(fn: Callable[..., Any], *args, **kwargs) -> Any:
     """``fn(*args, **kwargs)`` of :mod:`sync_core.stripe.pricing`, a refusal as a bad record."""
     try:
@@ -817,6 +810,13 @@ def _safe_epoch(v: Any) -> int | None:
         return None if v is None else _int(v, "t")
     except _Bad:
         return None
+
+
+_HELPERS = SimpleNamespace(
+    Bad=_Bad, ref=_ref, dig=_dig, req=_req, int=_int, ccy=_ccy, epoch=_epoch,
+    safe_epoch=_safe_epoch, rule_minor_units=RULE_MINOR_UNITS,
+    rule_unsupported=RULE_UNSUPPORTED,
+)  # fmt: skip
 
 
 def _guard(run: _Run, object_type: str, obj: Any, fn: Callable[[], None]) -> None:
