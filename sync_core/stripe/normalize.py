@@ -25,13 +25,13 @@ Rules
   ``subtotal = total - tax`` where ``tax`` is the sum of the invoice's taxes. Pricing features
   (``transform_quantity``, tiers with flat amounts, line discounts and pre-tax credits) are
   applied exactly or quarantined as :mod:`sync_core.stripe.pricing` says.
+  Every money column is then converted from Stripe's minor unit to ISO 4217's
+  (``sync_core.stripe.currencies``: ISK and UGX / 100, MGA x 100); an amount with no exact
+  equivalent is quarantined under ``stripe_minor_units`` with the field named, never rounded.
 - Payments: one row per settlement, keyed by the PaymentIntent id when there is one, else the
   charge id, else the payment record id, whichever of its charges, payment intents and
   invoice payments are in hand (:mod:`sync_core.stripe.payments`); a dispute's
   ``payment_id`` is its settlement's id.
-  Every money column is then converted from Stripe's minor unit to ISO 4217's
-  (``sync_core.stripe.currencies``: ISK and UGX / 100, MGA x 100); an amount with no exact
-  equivalent is quarantined under ``stripe_minor_units`` with the field named, never rounded.
 - Entity: ``entity_of(obj)`` (default ``metadata.legal_entity``), else ``default_entity``;
   lines take their document's entity, payments their invoice's entity when it is known.
 - FX: ``metadata.fx_rate`` when present, else ``fx_rates(currency, functional, date)`` when the
