@@ -188,5 +188,6 @@ def test_a_run_after_each_batch_still_posts_one_cash_journal(api, pipeline):
         ["invoice_payment.paid", "charge.succeeded", "payment_intent.succeeded"]
     ):
         api.add_event(etype, PAYMENT_EVENTS[etype](), PAID + n)
-        evaluate()
+        # each batch asks for March's run, the charge's too (its settlement is pi_1)
+        assert evaluate() == {"US01|2025-03-01"}, etype
         assert_one_payment_and_one_cash_debit(resources)

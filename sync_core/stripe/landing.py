@@ -349,9 +349,13 @@ def affected_partitions(normalized: Normalized, **options) -> set[Partition]:
 
 def document_ids(obj: Mapping) -> list[str]:
     """The canonical source ids a Stripe object becomes (the keys of
-    :func:`affected_by_document`): a subscription is its items' contracts, an invoice
-    payment its charge, a meter event its identifier."""
+    :func:`affected_by_document`): a subscription is its items' contracts, a charge or an
+    invoice payment its settlement (the PaymentIntent when there is one, else the charge or
+    payment record: ``sync_core.stripe.payments``), a meter event its identifier."""
     otype, oid = obj.get("object"), obj.get("id")
+    if otype == "charge" and obj.get("payment_intent"):
+        pi = obj["payment_intent"]
+        return [str(pi.get("id") if isinstance(pi, Mapping) else pi)]
     if otype == "subscription":
         items = (obj.get("items") or {}).get("data") or []
         return [str(i["id"]) for i in items if isinstance(i, Mapping) and i.get("id")]
