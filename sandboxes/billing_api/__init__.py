@@ -5,8 +5,15 @@ data is the seeded demo generator's canonical file-drop folder (generated on sta
 existing folder), rendered as Stripe-shaped JSON (API ``2025-03-31.basil`` shapes):
 
 - ids are the canonical ids (``cus_...``, ``sub_...``, ``si_...``, ``in_...``, ``il_...``,
-  ``cn_...``, ``cnli_...``, ``py_...`` charges, ``re_...`` refunds); every object has
-  ``object``; ``metadata.legal_entity`` is the canonical ``entity_id`` and customers carry
+  ``cn_...``, ``cnli_...``, ``re_...`` refunds); every object has ``object``. An invoice's
+  payment ``py_<n>`` is collected through a PaymentIntent (Stripe's usual shape) unless the
+  CRC-32 of its id is a multiple of 5: the PaymentIntent is ``py_<n>`` (the canonical payment
+  id; Stripe's own would start ``pi_``), its charge ``ch_<n>`` with ``payment_intent`` set, the
+  invoice payment ``{"type": "payment_intent", "payment_intent": "py_<n>"}``; otherwise the
+  charge is ``py_<n>`` and the invoice payment ``{"type": "charge", "charge": "py_<n>"}``.
+  Balance transactions are ``txn_<source id>`` (fee 2.9 % rounded half up + 30 minor units,
+  refunds 0; :mod:`~sandboxes.billing_api.balance`), payouts ``po_<entity>_<ccy>_<YYYYMMDD>``
+  (one automatic payout per legal entity, currency and week), invoice items ``ii_<line id>``; ``metadata.legal_entity`` is the canonical ``entity_id`` and customers carry
   ``metadata.erp_customer_id``; invoices and charges carry ``metadata.fx_rate`` (Stripe has no
   ERP rate: this stands in for the integration's rate source).
 - invoice lines use the nested ``parent`` shape (``subscription_item_details`` for recurring,
@@ -18,17 +25,22 @@ existing folder), rendered as Stripe-shaped JSON (API ``2025-03-31.basil`` shape
 
 Endpoints (GET): ``/v1/<collection>`` for each collection of
 :data:`~sandboxes.billing_api.catalog.COLLECTIONS` (``customers``, ``subscriptions``,
-``invoices``, ``credit_notes``, ``charges``, ``invoice_payments``, ``refunds``, ``events``,
-``billing/meter_events`` (**sandbox only**: Stripe cannot list meter events), ...) and
+``invoices``, ``credit_notes``, ``charges``, ``payment_intents``, ``invoice_payments``,
+``refunds``, ``balance_transactions``, ``payouts``, ``invoiceitems``, ``prices``, ``events``,
+``billing/meter_events`` (**sandbox only**: Stripe cannot list meter events)) and
 ``GET /v1/<collection>/{id}``, ``/v1/subscription_items?subscription=``,
 ``/v1/invoices/{id}/lines``, ``/v1/credit_notes/{id}/lines``, ``GET /v1/prices/{id}``. Lists are
 newest first by ``(created, id)`` so objects sharing a second page deterministically, with
 ``has_more``. Invoices and credit notes embed their first 10 lines with ``has_more`` when there
-are more. Events (``data.object`` a snapshot of the object at the time):
-``customer.created``, ``customer.subscription.created``, ``customer.subscription.updated`` (per
-amendment), ``invoice.finalized``, ``invoice.paid``, ``invoice.voided``,
-``credit_note.created``, ``credit_note.voided``, ``charge.succeeded``, ``charge.failed``,
-``refund.created``, ``charge.refunded``.
+are more. Events hold the object as it was at the event's time
+(:mod:`~sandboxes.billing_api.history`): ``customer.created``,
+``customer.subscription.created`` / ``.updated`` (per amendment that changes what is served,
+with ``data.previous_attributes``) / ``.deleted``, ``invoice.finalized``, ``invoice.updated``
+(with ``previous_attributes``), ``invoice.paid``, ``invoice.voided``,
+``invoice.marked_uncollectible``, ``credit_note.created``, ``credit_note.voided``,
+``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.succeeded``,
+``charge.failed``, ``invoice_payment.paid``, ``refund.created``, ``charge.refunded``,
+``payout.created``, ``payout.paid``. Only ``*.updated`` events carry ``previous_attributes``.
 
 Parameters (:mod:`~sandboxes.billing_api.params`, :mod:`~sandboxes.billing_api.query`) are
 read in every form Stripe's own parser takes, on the query string and in a form body:
