@@ -4,8 +4,8 @@ the SQL ledger's frame shape, and a query endpoint that only ever reads."""
 import pytest
 import requests
 
-from sandboxes import erp_query
 from sandboxes.erp_server import ErpSandbox
+from sandboxes.erp_server import query as erp_query
 from sync_core.erp.rest import RestErpClient
 from sync_core.reconcile import gl_balances
 
