@@ -1,7 +1,11 @@
-"""ERP posting configuration: chart-of-accounts mapping and period policy per legal entity."""
+"""ERP posting configuration per legal entity: chart-of-accounts mapping, period policy,
+materiality, approval, and for a NetSuite target the internal ids of its records
+(``internal_ids``) and the custom line field that carries the correlation id
+(``correlation_field``); see ``config/erp.yaml``."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +14,13 @@ import yaml
 from sync_core.posting_plan import POLICIES
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "erp.yaml"
+# what ``internal_ids`` maps, each by the platform's key: accounts by ERP account number,
+# currencies by ISO code, subsidiaries by ``erp_subsidiary_id``, periods by ``YYYY-MM``,
+# customers by ``erp_customer_id``, departments / classes / locations by a line's value
+INTERNAL_ID_KINDS = ("accounts", "currencies", "subsidiaries", "periods", "customers",
+                     "departments", "classes", "locations")  # fmt: skip
+DIMENSIONS = ("department", "class", "location")
+_CUSTOM_FIELD = re.compile(r"custcol[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,34 @@ class ErpConfig:
         own = self.entities.get(entity_id, {}).get("approval")
         value = own if own is not None else self.defaults.get("approval", "none")
         return value == "required"
+
+    def internal_ids(self, entity_id: str) -> dict[str, dict[str, str]]:
+        """NetSuite internal ids configured for the entity, per kind (``INTERNAL_ID_KINDS``):
+        ``{"accounts": {"1100": "54"}, "currencies": {"USD": "1"}, ...}``, the entity's block
+        over ``defaults``; what is missing is looked up (``sync_core.erp.internal_ids``)."""
+        base = self.defaults.get("internal_ids") or {}
+        own = self.entities.get(entity_id, {}).get("internal_ids") or {}
+        out = {}
+        for kind in INTERNAL_ID_KINDS:
+            merged = {**(base.get(kind) or {}), **(own.get(kind) or {})}
+            out[kind] = {str(k): str(v) for k, v in merged.items()}
+        return out
+
+    def dimensions(self, entity_id: str) -> dict[str, str]:
+        """Internal ids of the ``department``, ``class`` and ``location`` every line of the
+        entity's journals carries (those configured; the entity's over ``defaults``)."""
+        base = self.defaults.get("internal_ids") or {}
+        own = self.entities.get(entity_id, {}).get("internal_ids") or {}
+        return {d: str(own.get(d, base.get(d))) for d in DIMENSIONS
+                if own.get(d, base.get(d)) is not None}  # fmt: skip
+
+    def correlation_field(self, entity_id: str) -> str | None:
+        """The custom line field (``custcol_...``) holding a line's correlation id, or None:
+        then it goes in the line memo."""
+        own = self.entities.get(entity_id, {})
+        value = own["correlation_field"] if "correlation_field" in own else (
+            self.defaults.get("correlation_field"))  # fmt: skip
+        return str(value) if value else None
 
     def period_policy(self, entity_id: str) -> str:
         return self.entities.get(entity_id, {}).get(
@@ -92,4 +131,29 @@ def load_erp_config(path: str | Path | None = None) -> ErpConfig:
             raise ValueError(f"{path}: {who}.period_policy {policy!r} is not one of {POLICIES}")
         known = set(cfg.defaults.get("accounts") or {}) | set((block or {}).get("accounts") or {})
         _check_materiality(path, who, block, known)
+        _check_netsuite(path, who, block or {})
     return cfg
+
+
+def _check_netsuite(path, who: str, block: dict) -> None:
+    field_ = block.get("correlation_field")
+    if field_ is not None and not _CUSTOM_FIELD.fullmatch(str(field_)):
+        raise ValueError(
+            f"{path}: {who}.correlation_field {field_!r} is not a custom line field id "
+            "(custcol followed by lower-case letters, digits and _), or null for the memo"
+        )
+    ids = block.get("internal_ids")
+    if ids is None:
+        return
+    if not isinstance(ids, dict) or set(ids) - set(INTERNAL_ID_KINDS) - set(DIMENSIONS):
+        raise ValueError(
+            f"{path}: {who}.internal_ids must map kinds ({', '.join(INTERNAL_ID_KINDS)}) to "
+            f"{{key: internal id}} and may set {', '.join(DIMENSIONS)}"
+        )
+    for kind in INTERNAL_ID_KINDS:
+        m = ids.get(kind) or {}
+        if not isinstance(m, dict) or any(
+            isinstance(v, bool | dict | list) or v is None or str(v).strip() == ""
+            for v in m.values()
+        ):  # fmt: skip
+            raise ValueError(f"{path}: {who}.internal_ids.{kind} must map keys to internal ids")
