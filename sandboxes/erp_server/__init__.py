@@ -1,46 +1,43 @@
-"""A sandbox ERP with NetSuite REST journal-entry semantics, on the standard library only.
+"""A sandbox ERP that behaves as NetSuite's SuiteTalk REST web services document it.
 
-Endpoints (JSON; amounts are integer minor units):
+The contract is ``docs/netsuite-rest.md``; this package enforces it on the standard library's
+HTTP server, SQLite, PyJWT and oauthlib. Served under ``/services/rest``:
 
-- ``PUT /record/v1/journalEntry/eid:{externalId}``: upsert by external id. Creates the journal,
-  or replaces the one with that external id (never a duplicate); answers ``204 No Content``
-  with ``Location: http://HOST/record/v1/journalEntry/{internalId}``, the internal id staying
-  the same across replaces.
-- ``GET /record/v1/journalEntry/eid:{externalId}`` (or ``/{internalId}``): 200 with the journal
-  (``id``, the lines, ``version`` = how many times it was written) or 404.
-- ``POST /query/v1/suiteql`` (or ``/services/rest/query/v1/suiteql``): read-only SuiteQL over
-  the journals, the GL read back for reconciliation (:mod:`sandboxes.erp_query`).
-- ``GET /sandbox/journals``, ``GET /sandbox/stats``, ``GET /sandbox/requests`` (recent request
-  log), ``POST /sandbox/reset``, ``POST /sandbox/configure`` (JSON body of faults).
+- ``PUT /record/v1/journalEntry/eid:{externalId}[?replace=line]`` (upsert), ``POST
+  /record/v1/journalEntry`` (create), ``PATCH .../{id | eid:X}`` (update), ``GET .../{id |
+  eid:X}[?expandSubResources=true]``, ``GET /record/v1/journalEntry?limit=&offset=``
+  (:mod:`~sandboxes.erp_server.records`); an update **appends** its lines unless
+  ``?replace=line``, the duplicate trap;
+- ``POST /query/v1/suiteql`` (``Prefer: transient``), SuiteQL over NetSuite-named tables of
+  the master data and the journals (:mod:`~sandboxes.erp_server.query`);
+- ``POST /auth/oauth2/v1/token``, OAuth 2.0 client credentials; every other request is
+  authenticated by its bearer token or an OAuth 1.0 TBA signature
+  (:mod:`~sandboxes.erp_server.auth`).
 
-Errors follow NetSuite's shape: ``{"type", "title", "status", "o:errorDetails": [{"detail",
-"o:errorCode"}]}``. Validation (400): ``INVALID_CONTENT`` (malformed body or field),
-``INVALID_ID`` (external id other than letters, digits, ``_`` and ``-``, or a body
-``externalId`` that differs from the URL), ``MISSING_LINES``, ``INVALID_KEY_OR_REF`` (unknown
-account), ``UNBALANCED`` (debits != credits), ``PERIOD_CLOSED`` / ``PERIOD_LOCKED`` for
-(subsidiary, period) pairs configured as closed / locked (subsidiary ``*`` = all).
+A body is validated as NetSuite does (:mod:`~sandboxes.erp_server.validate`): amounts are JSON
+numbers in currency units within the currency's decimals, references ``{"id": ...}`` to
+existing internal ids of the master data (:mod:`~sandboxes.erp_server.master`: accounts of
+``config/erp.yaml``, the demo's subsidiaries and currencies, periods 2023-2028, customers
+given or read from a file drop), the posting period open, debits equal to credits; errors are
+NetSuite's body with ``o:errorCode`` and ``o:errorPath``. The fault harness
+(:mod:`~sandboxes.erp_server.server`) adds latency, a concurrency limit (429
+``CONCURRENCY_LIMIT_EXCEEDED``), injected 429 / 5xx / timeouts and commit-then-fail; test
+hooks live under ``/sandbox/*`` (:mod:`~sandboxes.erp_server.hooks`).
 
-Faults (see :class:`FaultConfig`) apply to record requests: more than ``max_concurrency`` in
-flight gets an immediate 429 (``CONCURRENCY_LIMIT_EXCEEDED``) with ``Retry-After`` (seconds,
-fractional) and ``Retry-After-Ms``; every ``PUT`` then draws at most one injected fault from a
-seeded generator, the rates being disjoint slices of one uniform draw so each holds on its
-own: ``error_rate_429`` (immediate 429), ``error_rate_5xx`` (500 or 503 before writing),
-``timeout_rate`` (sleep ``timeout_sleep_s`` so the client times out; no write unless
-``timeout_writes``) and ``commit_then_fail_rate`` (write, then answer 500: the duplicate trap).
-``latency_ms`` is the answer time of a record request (processing included), spent inside
-the concurrency slot. A request leaves its slot before its
-response is written, so a client with as many workers as the limit never sees a 429.
-
-``/sandbox/stats`` counts responses per status code (``"204"``, ``"400"``, ``"429"``,
-``"500"``, ...) plus the faults: ``timeouts``, ``commit_then_fail``, ``429_concurrency``,
-``429_injected``, and ``max_in_flight``, ``journals`` (distinct), ``writes``.
-
-Run: ``python -m sandboxes.erp_server --host 127.0.0.1 --port 0 --db erp.sqlite
---latency-ms 50 --max-concurrency 5 --error-rate-5xx 0.2``. In tests: ``with ErpSandbox(path,
-max_concurrency=2) as erp: ... erp.url, erp.journals(), erp.stats(), erp.configure(...)``.
+Run: ``python -m sandboxes.erp_server --port 8700 --db erp.sqlite --latency-ms 50``
+(credentials from the environment, see ``__main__``). In tests: ``with ErpSandbox(path) as
+erp: ... erp.url, erp.credentials, erp.journals(), erp.stats(), erp.configure(...)``.
 """
 
-from sandboxes.erp_server.config import DEFAULT_ACCOUNTS, FaultConfig
-from sandboxes.erp_server.server import ErpSandbox, ErpState
+from sandboxes.erp_server.auth import SandboxAuth
+from sandboxes.erp_server.config import FaultConfig
+from sandboxes.erp_server.credentials import ClientCredentials, test_credentials
+from sandboxes.erp_server.master import MasterData, chart_accounts
+from sandboxes.erp_server.sandbox import ErpSandbox
+from sandboxes.erp_server.server import ErpState
 
-__all__ = ["DEFAULT_ACCOUNTS", "ErpSandbox", "ErpState", "FaultConfig"]
+# every account number of config/erp.yaml: the sandbox's default chart
+DEFAULT_ACCOUNTS: frozenset[str] = frozenset(chart_accounts())
+
+__all__ = ["DEFAULT_ACCOUNTS", "ClientCredentials", "ErpSandbox", "ErpState", "FaultConfig",
+           "MasterData", "SandboxAuth", "test_credentials"]  # fmt: skip

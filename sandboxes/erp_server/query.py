@@ -1,84 +1,101 @@
-"""The sandbox ERP's read side: SuiteQL over REST, the way NetSuite exposes its GL.
+"""The sandbox ERP's read side: SuiteQL over REST, the way NetSuite exposes its records.
 
-``POST {base}/query/v1/suiteql?limit=N&offset=M`` (NetSuite: ``/services/rest/query/v1/suiteql``) with header ``Prefer: transient``
+``POST /services/rest/query/v1/suiteql?limit=N&offset=M`` with header ``Prefer: transient``
 and body ``{"q": "SELECT ..."}`` runs one read-only query and answers a page::
 
-    {"links": [{"rel": "self", "href": ...}, {"rel": "next", ...}], "count": 2,
-     "hasMore": true, "offset": 0, "totalResults": 5,
+    {"links": [{"rel": "first", ...}, {"rel": "next", ...}, {"rel": "last", ...},
+               {"rel": "self", ...}],
+     "count": 2, "hasMore": true, "offset": 0, "totalResults": 5,
      "items": [{"links": [], "id": "1", "externalid": "US01-INV-in_1-v1", ...}, ...]}
 
-As in NetSuite, values come back as strings and null fields are left out; ``limit`` is 1 to
-1000 (default 1000), ``offset`` a multiple of nothing in particular (0 by default).
+As in NetSuite, values come back as strings, null fields are left out, booleans are ``T`` /
+``F``, amounts are in currency units (``"100.25"``); ``limit`` is 1 to 1000 (default 1000),
+``offset`` >= 0.
 
-Tables (a small, NetSuite-shaped subset; amounts are the sandbox's integer minor units):
+Tables (a NetSuite-shaped subset, NetSuite's column names; references are internal ids):
 
 | table | columns |
 |---|---|
-| ``transaction`` | id, externalid, tranid, type (``Journal``), trandate, postingperiod (``YYYY-MM``), subsidiary, currency, memo, createddate, lastmodifieddate |
-| ``transactionline`` | transaction, id (line number), subsidiary, entity, memo, foreignamount (debit - credit), debitforeignamount, creditforeignamount, custcol_correlation_id |
-| ``transactionaccountingline`` | transaction, transactionline, account (account number), debit, credit, amount (base currency: always null here, the payload carries no exchange rate), posting (``T``) |
+| ``account`` | id, acctnumber, acctname, fullname, accttype, issummary, isinactive |
+| ``currency`` | id, name, symbol (ISO code), currencyprecision, isbasecurrency, isinactive |
+| ``subsidiary`` | id, name, fullname, currency, country, parent, iselimination, isinactive |
+| ``accountingperiod`` | id, periodname (``Mar 2025``, ``Q1 2025``, ``FY 2025``), startdate, enddate, isposting, isquarter, isyear, isadjust, isinactive, parent, closed, alllocked, arlocked, aplocked |
+| ``customer`` | id, entityid, externalid, companyname, subsidiary, currency, isinactive |
+| ``department``, ``classification``, ``location`` | id, name, isinactive |
+| ``transaction`` | id, tranid, externalid, type (``Journal``), recordtype (``journalentry``), trandate, postingperiod, currency, exchangerate, memo, posting (``T``), createddate, lastmodifieddate |
+| ``transactionline`` | transaction, id (the line, from 0), linesequencenumber, subsidiary, entity, memo, department, class, location, foreignamount (debit - credit), debitforeignamount, creditforeignamount, netamount (subsidiary currency), the custom line fields |
+| ``transactionaccountingline`` | transaction, transactionline, accountingbook (``1``), account, debit, credit, amount, netamount (subsidiary currency: null for a foreign-currency journal without exchangeRate), posting (``T``) |
+
+Dates come back ``YYYY-MM-DD`` (NetSuite formats them by the user's date preference: select
+``TO_CHAR(trandate, 'YYYY-MM-DD')``, which the sandbox also runs, to be independent of it);
+``TO_DATE(text, 'YYYY-MM-DD')`` and ``NVL`` work too. Amounts are numbers to SQLite, so an
+aggregate is computed in floating point and printed back to at most 3 decimals when it is
+that close to a decimal; NetSuite computes exactly.
 
 **Safety.** The query runs on the store's connection under a SQLite authorizer that allows a
-SELECT reading these three views and nothing else: no other table, no PRAGMA, ATTACH, write,
-or recursive CTE; it must start with ``SELECT``, is one statement, and is interrupted after
-``QUERY_BUDGET_S`` seconds. A refused query answers 400 ``INVALID_PARAMETER`` /
-``USER_ERROR`` like NetSuite, never a 500.
+SELECT reading these views and nothing else: no other table, no PRAGMA, ATTACH, write, or
+recursive CTE; it must start with ``SELECT``, is one statement, and is interrupted after
+``QUERY_BUDGET_S`` seconds. A refused query answers 400 ``INVALID_PARAMETER`` like NetSuite,
+never a 500.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
 import time
+from decimal import Decimal
 from urllib.parse import parse_qs
 
-QUERY_PATH = "/query/v1/suiteql"  # under the REST base, as /record/v1/journalEntry/ is
-# NetSuite's full path, for a client whose base URL is the host only
-QUERY_PATHS = (QUERY_PATH, "/services/rest" + QUERY_PATH)
+from sandboxes.erp_server.master import TABLES
+from sandboxes.erp_server.records import _page_links
+from sandboxes.erp_server.store import MASTER_COLS
+from sandboxes.erp_server.wire import Response, json_response, one
+
+QUERY_PATH = "/query/v1/suiteql"
 MAX_LIMIT = 1000
 QUERY_BUDGET_S = 5.0
-VIEWS = ("transaction", "transactionline", "transactionaccountingline")
-
-_VIEW_SQL = {
-    "transaction": """SELECT internal_id AS id, external_id AS externalid,
-        external_id AS tranid, 'Journal' AS type, json_extract(record, '$.tranDate') AS trandate,
-        json_extract(record, '$.period') AS postingperiod,
-        json_extract(record, '$.subsidiary') AS subsidiary,
-        json_extract(record, '$.currency') AS currency, json_extract(record, '$.memo') AS memo,
-        created_at AS createddate, updated_at AS lastmodifieddate FROM journal_entry""",
-    "transactionline": """SELECT je.internal_id AS "transaction",
-        json_extract(li.value, '$.line') AS id,
-        json_extract(je.record, '$.subsidiary') AS subsidiary,
-        json_extract(li.value, '$.entity') AS entity, json_extract(li.value, '$.memo') AS memo,
-        json_extract(li.value, '$.debit') - json_extract(li.value, '$.credit') AS foreignamount,
-        json_extract(li.value, '$.debit') AS debitforeignamount,
-        json_extract(li.value, '$.credit') AS creditforeignamount,
-        json_extract(li.value, '$.custcol_correlation_id') AS custcol_correlation_id
-        FROM journal_entry je, json_each(je.record, '$.line.items') li""",
-    "transactionaccountingline": """SELECT je.internal_id AS "transaction",
-        json_extract(li.value, '$.line') AS transactionline,
-        json_extract(li.value, '$.account') AS account, NULL AS debit, NULL AS credit,
-        NULL AS amount, 'T' AS posting
-        FROM journal_entry je, json_each(je.record, '$.line.items') li""",
+_JOURNAL_VIEWS = {
+    "transaction": """SELECT internal_id AS id, coalesce(tran_id, internal_id) AS tranid,
+        external_id AS externalid, 'Journal' AS type, 'journalentry' AS recordtype, trandate,
+        postingperiod, currency, CAST(coalesce(exchangerate, 1) AS REAL) AS exchangerate, memo,
+        'T' AS posting, created_at AS createddate, updated_at AS lastmodifieddate
+        FROM journal_entry""",
+    "transactionline": """SELECT l.journal AS "transaction", l.line AS id,
+        l.line + 1 AS linesequencenumber, j.subsidiary, l.entity, l.memo, l.department,
+        l.class, l.location,
+        coalesce(CAST(l.debit AS REAL), 0) - coalesce(CAST(l.credit AS REAL), 0) AS foreignamount,
+        CAST(l.debit AS REAL) AS debitforeignamount, CAST(l.credit AS REAL) AS creditforeignamount,
+        CASE WHEN coalesce(l.base_debit, l.base_credit) IS NULL THEN NULL ELSE
+             coalesce(CAST(l.base_debit AS REAL), 0) - coalesce(CAST(l.base_credit AS REAL), 0)
+        END AS netamount{custom}
+        FROM journal_line l JOIN journal_entry j ON j.internal_id = l.journal""",
+    "transactionaccountingline": """SELECT l.journal AS "transaction", l.line AS transactionline,
+        1 AS accountingbook, l.account, CAST(l.base_debit AS REAL) AS debit,
+        CAST(l.base_credit AS REAL) AS credit,
+        CASE WHEN coalesce(l.base_debit, l.base_credit) IS NULL THEN NULL ELSE
+             coalesce(CAST(l.base_debit AS REAL), 0) - coalesce(CAST(l.base_credit AS REAL), 0)
+        END AS amount,
+        CASE WHEN coalesce(l.base_debit, l.base_credit) IS NULL THEN NULL ELSE
+             coalesce(CAST(l.base_debit AS REAL), 0) - coalesce(CAST(l.base_credit AS REAL), 0)
+        END AS netamount, 'T' AS posting
+        FROM journal_line l""",
 }
+VIEWS = (*TABLES, *_JOURNAL_VIEWS)
 _STRING = re.compile(r"('(?:[^']|'')*')")
 _BARE_TRANSACTION = re.compile(r'(?<![\w"])transaction(?![\w"])', re.IGNORECASE)
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_FORMATS = {"YYYY-MM-DD": "%Y-%m-%d", "YYYY-MM": "%Y-%m", "YYYY": "%Y", "MM": "%m", "DD": "%d",
+            "MM/DD/YYYY": "%m/%d/%Y", "DD/MM/YYYY": "%d/%m/%Y"}  # fmt: skip
 
 
 class QueryRefused(ValueError):
     """A query the sandbox does not run (not a single read-only SELECT of its tables)."""
 
 
-def _error(status: int, code: str, detail: str):
-    body = {"type": "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
-            "title": "Bad Request" if status == 400 else "Error", "status": status,
-            "o:errorDetails": [{"detail": detail, "o:errorCode": code}]}  # fmt: skip
-    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
-
-
-def normalize(q: str) -> str:
+def normalize(q) -> str:
     """The query as SQLite runs it: one SELECT, ``transaction`` quoted (a SQLite keyword)."""
     if not isinstance(q, str) or not q.strip():
         raise QueryRefused("The q parameter must be a non-empty SuiteQL string.")
@@ -92,6 +109,29 @@ def normalize(q: str) -> str:
     return "".join(
         p if i % 2 else _BARE_TRANSACTION.sub('"transaction"', p) for i, p in enumerate(parts)
     )
+
+
+def _to_char(value, fmt):
+    if value is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return str(value)
+    return day.strftime(_FORMATS.get(str(fmt).upper(), "%Y-%m-%d"))
+
+
+def _to_date(value, fmt="YYYY-MM-DD"):
+    if value is None:
+        return None
+    try:
+        return (
+            dt.datetime.strptime(str(value), _FORMATS.get(str(fmt).upper(), "%Y-%m-%d"))
+            .date()
+            .isoformat()
+        )
+    except ValueError:
+        return None
 
 
 def _authorizer(action, arg1, arg2, db, source):
@@ -108,18 +148,42 @@ def _authorizer(action, arg1, arg2, db, source):
     return sqlite3.SQLITE_DENY
 
 
-def _ensure_views(conn: sqlite3.Connection) -> None:
-    for name, sql in _VIEW_SQL.items():
-        conn.execute(f'CREATE TEMP VIEW IF NOT EXISTS "{name}" AS {sql}')
+def ensure_views(conn: sqlite3.Connection, custom_fields: tuple) -> None:
+    """(Re)create the temporary views named as NetSuite's tables (module docstring)."""
+    for name in VIEWS:
+        conn.execute(f'DROP VIEW IF EXISTS temp."{name}"')
+    for table in TABLES:
+        cols = ", ".join(MASTER_COLS[table])
+        conn.execute(f'CREATE TEMP VIEW "{table}" AS SELECT {cols} FROM ns_{table}')
+    custom = "".join(f", json_extract(l.custom, '$.{f}') AS {f}" for f in custom_fields)
+    for name, sql in _JOURNAL_VIEWS.items():
+        conn.execute(f'CREATE TEMP VIEW "{name}" AS {sql.format(custom=custom)}')
+    conn.create_function("to_char", 2, _to_char, deterministic=True)
+    conn.create_function("to_date", 2, _to_date, deterministic=True)
+    conn.create_function("to_date", 1, _to_date, deterministic=True)
+    conn.create_function("nvl", 2, lambda a, b: b if a is None else a, deterministic=True)
 
 
-def run_query(store, q: str, limit: int, offset: int) -> tuple[list[dict], int]:
-    """(rows of the page, total rows) of a read-only query on the sandbox's journal store."""
+def _text(v) -> str:
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        near = round(v, 3) + 0.0  # + 0.0: no "-0"
+        if abs(near - v) <= 1e-9 * max(1.0, abs(v)):
+            return format(Decimal(repr(near)).normalize(), "f")
+        return repr(v)
+    return str(v)
+
+
+def run_query(state, q: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    """(rows of the page, total rows) of a read-only query over the sandbox's records."""
     sql = normalize(q)
+    store, cfg = state.store, state.config
+    store.mirror(state.master, *state.global_period_status())
     deadline = time.monotonic() + QUERY_BUDGET_S
-    with store._lock:  # the store's one connection; the sandbox owns both modules
-        conn = store._conn
-        _ensure_views(conn)
+    with store.lock:  # the store's one connection; the sandbox owns both modules
+        conn = store.conn
+        _views(store, cfg.custom_line_fields)
         conn.set_authorizer(_authorizer)
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
         try:
@@ -132,7 +196,15 @@ def run_query(store, q: str, limit: int, offset: int) -> tuple[list[dict], int]:
         finally:
             conn.set_authorizer(None)
             conn.set_progress_handler(None, 0)
-    return [{c: str(v) for c, v in zip(cols, r, strict=True) if v is not None} for r in rows], total
+    return [
+        {c: _text(v) for c, v in zip(cols, r, strict=True) if v is not None} for r in rows
+    ], total
+
+
+def _views(store, custom_fields: tuple) -> None:
+    if getattr(store, "_views_key", None) != custom_fields:
+        ensure_views(store.conn, custom_fields)
+        store._views_key = custom_fields
 
 
 def _page_args(query_string: str) -> tuple[int, int]:
@@ -147,25 +219,18 @@ def _page_args(query_string: str) -> tuple[int, int]:
     return limit, offset
 
 
-def suiteql(state, headers, query_string: str, body: bytes, host: str):
+def suiteql(state, headers, query_string: str, body: bytes, base: str) -> Response:
     """Answer ``POST /services/rest/query/v1/suiteql`` (module docstring)."""
-    token = state.config.token
-    if token is not None and headers.get("Authorization") != f"Bearer {token}":
-        return _error(401, "INVALID_LOGIN", "Invalid or missing bearer token.")
     if "transient" not in (headers.get("Prefer") or "").lower():
-        return _error(400, "INVALID_HEADER", "A SuiteQL query needs the header Prefer: transient.")
+        return one(400, "INVALID_HEADER", "A SuiteQL query needs the header Prefer: transient.")
     try:
         limit, offset = _page_args(query_string)
         payload = json.loads(body or b"{}")
         q = payload.get("q") if isinstance(payload, dict) else None
-        items, total = run_query(state.store, q, limit, offset)
+        items, total = run_query(state, q, limit, offset)
     except ValueError as exc:  # QueryRefused and malformed JSON
-        return _error(400, "INVALID_PARAMETER", str(exc))
-    more = offset + len(items) < total
-    base = f"http://{host}{QUERY_PATH}"
-    links = [{"rel": "self", "href": f"{base}?limit={limit}&offset={offset}"}]
-    if more:
-        links.append({"rel": "next", "href": f"{base}?limit={limit}&offset={offset + limit}"})
-    page = {"links": links, "count": len(items), "hasMore": more, "offset": offset,
-            "totalResults": total, "items": [{"links": [], **i} for i in items]}  # fmt: skip
-    return 200, {"Content-Type": "application/json"}, json.dumps(page).encode()
+        return one(400, "INVALID_PARAMETER", str(exc))
+    return json_response(200, {"links": _page_links(f"{base}{QUERY_PATH}", limit, offset, total),
+                               "count": len(items), "hasMore": offset + len(items) < total,
+                               "items": [{"links": [], **i} for i in items], "offset": offset,
+                               "totalResults": total})  # fmt: skip
