@@ -138,14 +138,14 @@ def test_threads_share_one_token_fetch(keypair):
 
 
 def test_token_endpoint_refusal_is_an_auth_error_without_secrets(keypair):
-    body = {"error": "invalid_client", "title": "Unauthorized", "status": 401,
-            "o:errorDetails": [{"detail": "Invalid login attempt.", "o:errorCode": "INVALID_LOGIN"}]}  # fmt: skip
+    body = {"error": "invalid_client", "error_description": "unknown client or certificate"}
     auth = oauth2(keypair, endpoint=FakeTokenEndpoint(401, body))
     with pytest.raises(AuthError) as err:
         auth.token()
     v = err.value.verdict
     assert (v.reason, v.owner, v.transient, err.value.status) == (
         "invalid_login", "integration", False, 401)  # fmt: skip
+    assert v.message == "invalid_client: unknown client or certificate"
     key_line = keypair[0].splitlines()[1]
     assert key_line not in str(err.value) and key_line not in repr(auth)
     down = oauth2(keypair, endpoint=FakeTokenEndpoint(503, {"title": "Service Unavailable"}))

@@ -149,7 +149,10 @@ class OAuth2ClientCredentials(AuthBase):
             body = None
         if resp.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
             status = resp.status_code if resp.status_code != 200 else 502
-            raise AuthError(classify(status, parse_error(status, body)), resp.status_code)
+            v = classify(status, parse_error(status, body))
+            if not v.transient:  # a refused assertion, client or grant: the login's
+                v = Verdict("invalid_login", "integration", False, v.code, v.message)
+            raise AuthError(v, resp.status_code)
         try:
             lifetime = float(body.get("expires_in") or 3600)
         except (TypeError, ValueError):

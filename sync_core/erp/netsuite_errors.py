@@ -71,8 +71,9 @@ class Verdict:
 
 
 def parse_error(status: int, body) -> list[ErrorDetail]:
-    """The details of a NetSuite error body (already decoded JSON, or anything else: then one
-    detail saying the status and the ``title`` if there is one)."""
+    """The details of a NetSuite error body (already decoded JSON): its ``o:errorDetails``, or
+    the token endpoint's ``error`` / ``error_description``, or else one detail with the
+    ``title`` or the status."""
     details = []
     if isinstance(body, dict):
         for d in body.get("o:errorDetails") or []:
@@ -81,6 +82,9 @@ def parse_error(status: int, body) -> list[ErrorDetail]:
                     d.get("o:errorCode"), str(d.get("detail") or "").strip(),
                     d.get("o:errorPath"),
                 ))  # fmt: skip
+        if not details and body.get("error"):  # the OAuth 2.0 token endpoint's (RFC 6749)
+            details.append(ErrorDetail(str(body["error"]),
+                                       str(body.get("error_description") or "").strip()))  # fmt: skip
         if not details and body.get("title"):
             details.append(ErrorDetail(None, str(body["title"])))
     return details or [ErrorDetail(None, f"HTTP {status}")]

@@ -6,10 +6,12 @@ comparing the proposed journals with the ledger. Posting then goes in batches:
 - **SQL ledger**: each batch's journals, lines and exception-queue updates are written in one
   transaction, with ``ON CONFLICT (external_id) DO NOTHING``: a crash anywhere leaves whole
   batches, and a rerun posts exactly what is missing.
-- **REST ERP**: each journal is PUT by external id (an upsert, so a retry or a rerun never
-  duplicates it); the journals the ERP accepted are then recorded in the ledger tables, which
-  serve as the posting log, in one transaction with the queue updates. A crash between the
-  PUT and the log write only means the next run PUTs the same journal again.
+- **REST ERP**: each journal is PUT by external id with ``replace=line`` (an upsert that
+  replaces the lines, so a retry or a rerun never duplicates it or its lines); the journals
+  the ERP accepted are then recorded in the ledger tables, which serve as the posting log, in
+  one transaction with the queue updates. A crash between the PUT and the log write only
+  means the next run PUTs the same journal again. A journal whose NetSuite references cannot
+  be resolved is not sent and queued with what is missing (owner master_data).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from sync_core.posting_plan import (
     reversal_lines,
 )
 
-OWNER_OF_ERP_CODE = {"PERIOD_CLOSED": "finance", "PERIOD_LOCKED": "finance"}
+# owners of the reasons a REST refusal may carry when its outcome names none
+# (sync_core.erp.netsuite_errors maps NetSuite's codes)
+OWNER_OF_ERP_CODE = {"period_closed": "finance", "period_locked": "finance",
+                     "invalid_reference": "master_data"}  # fmt: skip
 
 
 @dataclass
@@ -222,34 +227,34 @@ def _refused_row(h, code, stage, message) -> dict:
 
 
 def _put(rest, headers: pd.DataFrame, lines: pd.DataFrame):
-    """PUT journals to the REST ERP; return (accepted headers, queue rows for the refused)."""
-    from sync_core.erp.rest import journal_payload
+    """PUT journals to the REST ERP; return (accepted headers, queue rows for the refused).
+    A journal whose references the client cannot resolve is not sent: its row names what is
+    missing (``invalid_reference``, owner master_data)."""
+    from sync_core.erp.rest import unresolved_outcome
 
     if headers.empty:
         return headers, pd.DataFrame(columns=["journal_key", "event", "document_id"])
-
-    payloads = []
-    for eid in headers["external_id"]:
-        jl = lines[lines["external_id"] == eid].copy()
-        h = headers[headers["external_id"] == eid].iloc[0]
-        jl["erp_subsidiary_id"] = h["erp_subsidiary_id"]
-        jl["event"], jl["document_id"] = h["event"], h["document_id"]
-        jl["memo"], jl["transaction_date"] = h.get("memo"), h.get("transaction_date")
-        payloads.append(journal_payload(jl))
-    outcomes = rest.post_many(payloads)
+    by_id = headers.set_index("external_id")
+    jl = lines[lines["external_id"].isin(set(headers["external_id"]))].copy()
+    for col in ("erp_subsidiary_id", "event", "document_id", "memo", "transaction_date"):
+        jl[col] = jl["external_id"].map(by_id[col]) if col in by_id else None
+    bodies = rest.journal_bodies(str(headers["entity_id"].iloc[0]), jl)
+    sent = iter(rest.post_many([b for b in bodies if isinstance(b, dict)]))
+    outcomes = [next(sent) if isinstance(b, dict) else unresolved_outcome(b) for b in bodies]
     ok_ids = {o.external_id for o in outcomes if o.status == "posted"}
     refused = []
-    by_id = headers.set_index("external_id")
     for o in outcomes:
         if o.status == "posted":
             continue
         h = by_id.loc[o.external_id]
-        code = o.error_code or ("erp_unavailable" if o.status == "failed" else "erp_rejected")
+        code = o.reason or o.error_code or (
+            "erp_unavailable" if o.status == "failed" else "erp_rejected")  # fmt: skip
+        message = (o.message if o.error_code == "UNRESOLVED"
+                   else f"ERP {o.status} after {o.attempts} attempt(s): {o.message}")  # fmt: skip
         refused.append({
             "entity_id": h["entity_id"], "period": h["source_period"],
             "journal_key": _key(o.external_id), "document_id": h["document_id"],
-            "event": h["event"], "reason_code": code, "stage": "erp",
-            "message": f"ERP {o.status} after {o.attempts} attempt(s): {o.message}",
-            "owner": OWNER_OF_ERP_CODE.get(code, "integration"),
+            "event": h["event"], "reason_code": code, "stage": "erp", "message": message,
+            "owner": o.owner or OWNER_OF_ERP_CODE.get(code, "integration"),
         })  # fmt: skip
     return headers[headers["external_id"].isin(ok_ids)], pd.DataFrame(refused)

@@ -1,40 +1,54 @@
-"""REST ERP client with NetSuite semantics: idempotent upserts of journal entries.
+"""REST ERP client on NetSuite's terms: idempotent upserts of journal entries, SuiteQL reads.
 
-``PUT /record/v1/journalEntry/eid:{externalId}`` creates or replaces the journal with that
-external id, so a retry after a timeout, a dropped connection or a 500 that came after the
-write (commit-then-fail) still leaves exactly one journal. The client therefore retries 429,
-5xx, timeouts and connection errors (exponential backoff with full jitter, waiting at least
-``Retry-After-Ms`` / ``Retry-After`` when the ERP sends them) and nothing else: a 4xx is a
-validation error that a retry cannot fix, reported as ``rejected`` with the ERP's error code.
+Every journal is ``PUT {base}/record/v1/journalEntry/eid:{externalId}?replace=line`` with
+``X-NetSuite-PropertyNameValidation: Error`` (docs/netsuite-rest.md): the external id makes
+it an upsert, and ``replace=line`` makes an update replace the lines instead of appending
+them, so a rewrite never doubles a journal. Bodies come from
+:mod:`sync_core.erp.netsuite_body` (exact decimal amounts, ``{"id"}`` references resolved by
+:class:`~sync_core.erp.internal_ids.InternalIds`, looked up on this client and kept).
+
+Retries: 429 (waiting at least ``Retry-After-Ms`` / ``Retry-After``), 5xx, NetSuite's
+transient codes (:mod:`sync_core.erp.netsuite_errors`), timeouts and dropped connections,
+with exponential backoff and full jitter; a refusal a retry cannot fix is ``rejected`` with
+its reason and owner. An **ambiguous** attempt (a timeout or a dropped connection after the
+request went out, a 5xx) may have been written: before sending again the client reads the
+record back (``GET .../eid:{externalId}?expandSubResources=true``). The same lines
+(accounts, sides, amounts) there: the journal is posted and not sent again; absent: it is
+sent again; different lines: it is upserted again, ``replace=line`` overwriting them. A 401
+is retried once with fresh credentials when the scheme can get them (OAuth 2.0,
+:mod:`sync_core.erp.auth`).
 
 One ``requests.Session`` (one kept-alive connection) per worker thread; ``post_many`` posts
-on a thread pool of ``max_workers``, which should not exceed the ERP's concurrency limit
-(the 429s above it are retried, but they cost a round trip each). No Dagster imports.
+on a thread pool of ``max_workers`` under a client-side cap that adapts to the ERP's
+concurrency limit (:class:`~sync_core.erp.throttle.AdaptiveLimit`). No Dagster imports.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
-import email.utils
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
+
+from sync_core.erp.auth import AuthError, BearerToken
+from sync_core.erp.config import ErpConfig
+from sync_core.erp.internal_ids import InternalIds
+from sync_core.erp.netsuite_body import Unresolved, dumps, journal_bodies, line_signature, loads
+from sync_core.erp.netsuite_errors import Verdict, classify, no_answer, parse_error
+from sync_core.erp.throttle import AdaptiveLimit, retry_after_s
 
 log = logging.getLogger(__name__)
 
 JOURNAL_PATH = "/record/v1/journalEntry/"
-QUERY_PATH = "/query/v1/suiteql"  # SuiteQL, read-only (the GL read back)
+QUERY_PATH = "/query/v1/suiteql"  # SuiteQL, read-only (lookups, the GL read back)
+WRITE_HEADERS = {"X-NetSuite-PropertyNameValidation": "Error"}
 MAX_RETRY_AFTER_S = 60.0  # a Retry-After above this is capped (a misbehaving server)
 STATUSES = ("posted", "rejected", "failed")
 
@@ -43,10 +57,13 @@ STATUSES = ("posted", "rejected", "failed")
 class PostOutcome:
     """What became of one journal.
 
-    ``posted``: the ERP holds it (``erp_internal_id`` set); ``rejected``: the ERP refused it
-    with a 4xx (``error_code`` and ``message`` from ``o:errorDetails``; not retried);
-    ``failed``: retries exhausted on 429 / 5xx / timeouts (the last error is kept). A failed
-    journal may or may not have been written: posting it again is safe (upsert).
+    ``posted``: the ERP holds it (``erp_internal_id`` set); ``rejected``: refused, or not
+    sent because a reference could not be resolved (``error_code`` NetSuite's code or
+    ``UNRESOLVED``; not retried); ``failed``: retries exhausted on transient errors (the last
+    error kept). ``reason`` and ``owner`` are the exception queue's
+    (:mod:`sync_core.erp.netsuite_errors`); ``message`` keeps the ERP's detail and
+    ``o:errorPath``. ``attempts`` counts PUTs, ``checks`` the read-backs after ambiguous
+    attempts. A failed journal may or may not have been written: posting it again is safe.
     """
 
     external_id: str
@@ -56,216 +73,82 @@ class PostOutcome:
     message: str | None = None
     attempts: int = 0
     http_status: int | None = None
+    reason: str | None = None
+    owner: str | None = None
+    checks: int = 0
 
 
-# --------------------------------------------------------------------------------------------
-# payloads
+def unresolved_outcome(u: Unresolved) -> PostOutcome:
+    """The outcome of a journal that was not sent (a reference missing, a closed period)."""
+    return PostOutcome(u.external_id, "rejected", None, "UNRESOLVED", u.message, 0, None,
+                       u.reason, u.owner)  # fmt: skip
 
 
-def _null(v) -> bool:
-    return v is None or (not isinstance(v, str | bytes) and bool(pd.isna(v)))
+class ErpQueryError(RuntimeError):
+    """A SuiteQL query refused, or failed after its retries; ``verdict`` says why."""
+
+    def __init__(self, message: str, verdict: Verdict):
+        super().__init__(message)
+        self.verdict = verdict
 
 
-def _minor(v, what: str) -> int:
-    if _null(v):
-        return 0
-    f = float(v)
-    if f != int(f):
-        raise ValueError(f"{what} {v!r} is not in integer minor units")
-    return int(v)
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """Whether a request that got no answer may have reached the ERP (not a refused or
+    timed-out connection attempt)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    text = str(exc)
+    return not any(s in text for s in ("NewConnectionError", "Failed to establish",
+                                       "Connection refused"))  # fmt: skip
 
 
-def _one(records: list[dict], col: str):
-    values = {r[col] for r in records}
-    if len(values) != 1:
-        raise ValueError(f"one journal must have one {col}, got {sorted(map(str, values))}")
-    return values.pop()
-
-
-def _payload(records: list[dict]) -> dict:
-    if not records:
-        raise ValueError("a journal needs at least one line")
-    eid = str(_one(records, "external_id"))
-    period = pd.Timestamp(_one(records, "period"))
-    last_day = calendar.monthrange(period.year, period.month)[1]
-    first = records[0]
-    memo = first.get("memo")
-    memo = f"{first['event']} {first['document_id']}" if _null(memo) else str(memo)
-    tran = first.get("transaction_date")
-    tran_date = (
-        dt.date(period.year, period.month, last_day) if _null(tran) else pd.Timestamp(tran).date()
-    )
-    items = []
-    for r in records:
-        customer = r.get("erp_customer_id")
-        corr = r.get("correlation_id")
-        items.append(
-            {
-                "account": str(r["erp_account"]),
-                "debit": _minor(r["debit"], "debit"),
-                "credit": _minor(r["credit"], "credit"),
-                "memo": f"{r['event']} {r['document_id']}",
-                "entity": None if _null(customer) else str(customer),
-                "custcol_correlation_id": None if _null(corr) else str(corr),
-            }
-        )
-    return {
-        "externalId": eid,
-        "subsidiary": str(_one(records, "erp_subsidiary_id")),
-        "tranDate": tran_date.isoformat(),
-        "period": f"{period.year:04d}-{period.month:02d}",
-        "currency": str(_one(records, "currency")),
-        "memo": memo,
-        "line": {"items": items},
-    }
-
-
-def _records(lines) -> list[dict]:
-    if isinstance(lines, pd.DataFrame):
-        if "line_no" in lines.columns:
-            lines = lines.sort_values("line_no", kind="stable")
-        return lines.to_dict("records")
-    return list(lines)
-
-
-def journal_payload(lines) -> dict:
-    """The REST body of one journal from its journal lines (a DataFrame or dict rows).
-
-    Columns: external_id, period (UTC timestamp, month start), erp_subsidiary_id, currency,
-    erp_account, debit, credit (integer minor units), erp_customer_id, correlation_id, event,
-    document_id (``line_no`` orders the lines when present). ``tranDate`` is the last day of
-    the period's month, ``period`` is ``YYYY-MM``.
-    """
-    return _payload(_records(lines))
-
-
-def journal_payloads(lines) -> list[dict]:
-    """One payload per external id of ``lines`` (many journals), in external-id order."""
-    by_id: dict[str, list[dict]] = {}
-    for r in _records(lines):
-        by_id.setdefault(r["external_id"], []).append(r)
-    return [_payload(by_id[k]) for k in sorted(by_id)]
-
-
-# --------------------------------------------------------------------------------------------
-# client
-
-
-def _retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``Retry-After-Ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    ms = headers.get("Retry-After-Ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    ra = headers.get("Retry-After")
-    if not ra:
-        return None
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _error_details(resp: requests.Response) -> tuple[str | None, str]:
-    """(first ``o:errorCode``, joined details) of a NetSuite-style error body."""
+def _answer(resp: requests.Response) -> tuple[Verdict, float | None]:
     try:
         body = resp.json()
-        details = body.get("o:errorDetails") or []
-        code = next((d.get("o:errorCode") for d in details if d.get("o:errorCode")), None)
-        message = "; ".join(str(d.get("detail", "")) for d in details) or body.get("title")
-        return code, message or f"HTTP {resp.status_code}"
-    except (ValueError, AttributeError):
-        return None, f"HTTP {resp.status_code}: {resp.text[:200]}"
-
-
-class _AdaptiveLimit:
-    """Client-side cap on requests in flight: additive increase, decrease on every 429.
-
-    A 429 sets the cap to at most the number of our other requests still in flight (the
-    ones the ERP accepted), so workers above the ERP's concurrency limit wait here instead of
-    being refused there; ``4 x cap`` successes in a row probe one more, up to the maximum.
-    """
-
-    def __init__(self, maximum: int):
-        self.maximum = self.limit = maximum
-        self.in_flight = 0
-        self._successes = 0
-        self._cv = threading.Condition()
-
-    def acquire(self) -> None:
-        with self._cv:
-            while self.in_flight >= self.limit:
-                self._cv.wait()
-            self.in_flight += 1
-
-    def release(self, throttled: bool) -> None:
-        with self._cv:
-            self.in_flight -= 1
-            if throttled:
-                self.limit = max(1, min(self.limit - 1, self.in_flight))
-                self._successes = 0
-            else:
-                self._successes += 1
-                if self.limit < self.maximum and self._successes >= 4 * self.limit:
-                    self.limit += 1
-                    self._successes = 0
-            self._cv.notify_all()
+    except ValueError:
+        body = None
+    verdict = classify(resp.status_code, parse_error(resp.status_code, body))
+    hint = retry_after_s(resp.headers) if resp.status_code in (429, 503) else None
+    return verdict, hint
 
 
 class RestErpClient:
-    """Posts journals to a NetSuite-style REST ERP; see the module docstring.
+    """Posts journals to NetSuite REST and reads it with SuiteQL; see the module docstring.
 
-    ``max_retries`` is the number of retries after the first attempt (so at most
-    ``max_retries + 1`` attempts). The backoff before retry *n* is uniform in
+    ``auth``: a scheme of :mod:`sync_core.erp.auth` (``token`` alone: a static bearer).
+    ``config``: the ERP configuration (internal ids, correlation field). ``max_retries`` is
+    the number of retries after the first attempt. The backoff before retry *n* is uniform in
     ``[0, min(backoff_max_s, backoff_base_s * 2**(n-1))]`` (full jitter), added to the
-    server's ``Retry-After`` when it sent one (429 or 503), so the hint is always honoured.
-    Each 429 also lowers a client-side cap on requests in flight (see ``_AdaptiveLimit``), so
-    more workers than the ERP's concurrency limit converge on the limit instead of spending
-    their retries on 429s.
+    server's ``Retry-After`` when it sent one (429 or 503). Each 429 also lowers a
+    client-side cap on requests in flight, so more workers than the ERP's limit converge on
+    the limit instead of spending their retries on 429s.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        timeout_s: float = 10.0,
-        max_retries: int = 8,
-        backoff_base_s: float = 0.05,
-        backoff_max_s: float = 5.0,
-        max_workers: int = 5,
-    ):
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 10.0,
+                 max_retries: int = 8, backoff_base_s: float = 0.05, backoff_max_s: float = 5.0,
+                 max_workers: int = 5, *, auth=None, config: ErpConfig | None = None):  # fmt: skip
         if max_retries < 0 or max_workers < 1:
             raise ValueError("max_retries must be >= 0 and max_workers >= 1")
         self.base_url = base_url.rstrip("/")
-        self._token = token
+        self.auth = auth if auth is not None else (BearerToken(token) if token else None)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_workers = max_workers
+        self.ids = InternalIds(config, self.suiteql)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sessions: list[requests.Session] = []
         self._executor: ThreadPoolExecutor | None = None
-        self._gate = _AdaptiveLimit(max_workers)
+        self._gate = AdaptiveLimit(max_workers)
         self._rng = random.Random()
         self._sleep = time.sleep
 
-    def __repr__(self) -> str:  # never shows the token
-        token = "***" if self._token else None
-        return (
-            f"RestErpClient({self.base_url!r}, token={token}, timeout_s={self.timeout_s}, "
-            f"max_retries={self.max_retries}, max_workers={self.max_workers})"
-        )
+    def __repr__(self) -> str:  # the auth's repr shows no secret
+        return (f"RestErpClient({self.base_url!r}, auth={self.auth!r}, "
+                f"timeout_s={self.timeout_s}, max_retries={self.max_retries}, "
+                f"max_workers={self.max_workers})")  # fmt: skip
 
     # sessions and pool ------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -276,8 +159,7 @@ class RestErpClient:
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             s.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
-            if self._token:
-                s.headers["Authorization"] = f"Bearer {self._token}"
+            s.auth = self.auth
             self._local.session = s
             with self._lock:
                 self._sessions.append(s)
@@ -305,9 +187,33 @@ class RestErpClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # posting ----------------------------------------------------------------------------------
-    def journal_url(self, external_id: str) -> str:
-        return f"{self.base_url}{JOURNAL_PATH}eid:{quote(str(external_id), safe='')}"
+    # one request ------------------------------------------------------------------------------
+    def _request(self, method: str, url: str, **kw):
+        """(response or None, verdict of a failure or None, Retry-After hint, maybe sent):
+        one request through the in-flight cap, retried once at once after a 401 when the
+        auth can get fresh credentials."""
+        for fresh in (False, True):
+            resp = None
+            self._gate.acquire()
+            try:
+                resp = self._session().request(method, url, timeout=self.timeout_s, **kw)
+            except AuthError as exc:
+                return None, exc.verdict, None, False
+            except requests.Timeout as exc:
+                return None, no_answer("TIMEOUT", f"no answer within {self.timeout_s}s"), None, (
+                    _maybe_sent(exc))  # fmt: skip
+            except requests.ConnectionError as exc:
+                return None, no_answer("CONNECTION_ERROR", str(exc)[:300]), None, _maybe_sent(exc)
+            finally:
+                self._gate.release(throttled=resp is not None and resp.status_code == 429)
+            if 200 <= resp.status_code < 300:
+                return resp, None, None, True
+            if (resp.status_code == 401 and not fresh and self.auth is not None
+                    and self.auth.refused(resp.request)):  # fmt: skip
+                continue
+            verdict, hint = _answer(resp)
+            return resp, verdict, hint, True
+        raise AssertionError("unreachable")
 
     def backoff_delay(self, retry: int, retry_after_s: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -317,74 +223,104 @@ class RestErpClient:
             return jitter
         return min(retry_after_s, MAX_RETRY_AFTER_S) + jitter
 
+    # posting ----------------------------------------------------------------------------------
+    def journal_url(self, external_id: str) -> str:
+        return f"{self.base_url}{JOURNAL_PATH}eid:{quote(str(external_id), safe='')}"
+
+    def get_journal(self, external_id: str) -> dict | None:
+        """The journal with that external id, its lines inlined (amounts as ``Decimal``), or
+        None when the ERP has none; raises :class:`ErpQueryError` when it cannot tell."""
+        url = self.journal_url(external_id) + "?expandSubResources=true"
+        resp, verdict, _, _ = self._request("GET", url)
+        if resp is not None and resp.status_code == 404:
+            return None
+        if verdict is not None:
+            raise ErpQueryError(f"reading journal {external_id} failed: {verdict.message}",
+                                verdict)  # fmt: skip
+        return loads(resp.content)
+
+    def _check(self, eid: str, journal: dict) -> tuple[str, str | None]:
+        """After an ambiguous attempt: ("same", internal id), ("absent"|"differs"|"unknown",
+        None)."""
+        try:
+            record = self.get_journal(eid)
+        except (ErpQueryError, ValueError):
+            return "unknown", None
+        if record is None:
+            return "absent", None
+        line = record.get("line")
+        items = line.get("items") if isinstance(line, dict) else None
+        if items is None:
+            return "unknown", None
+        same = line_signature(items) == line_signature(journal["line"]["items"])
+        return ("same", str(record.get("id"))) if same else ("differs", None)
+
     def put_journal(self, journal: dict) -> PostOutcome:
-        """Upsert one journal by its ``externalId``, retrying only what a retry can fix."""
+        """Upsert one journal by its ``externalId`` (module docstring)."""
         eid = journal.get("externalId")
         if not eid:
             raise ValueError("the journal has no externalId")
         eid = str(eid)
-        url = self.journal_url(eid)
-        body = json.dumps(journal, separators=(",", ":")).encode()
-        session = self._session()
-        code = message = status = None
+        url = self.journal_url(eid) + "?replace=line"
+        body = dumps(journal)
+        verdict, status, checks = None, None, 0
         for attempt in range(1, self.max_retries + 2):
-            hint, resp = None, None
-            self._gate.acquire()
-            try:
-                resp = session.put(url, data=body, timeout=self.timeout_s)
-            except requests.Timeout:
-                code, message, status = "TIMEOUT", f"no answer within {self.timeout_s}s", None
-            except requests.ConnectionError as exc:
-                code, message, status = "CONNECTION_ERROR", str(exc)[:300], None
-            except requests.RequestException as exc:  # invalid URL and the like: no retry
-                return PostOutcome(eid, "failed", None, "REQUEST_ERROR", str(exc)[:300], attempt)
-            finally:
-                self._gate.release(throttled=resp is not None and resp.status_code == 429)
-            if resp is not None:
-                status = resp.status_code
-                if 200 <= status < 300:
-                    return PostOutcome(
-                        eid, "posted", _internal_id(resp), None, None, attempt, status
-                    )
-                code, message = _error_details(resp)
-                code = code or f"HTTP_{status}"
-                if status != 429 and status < 500:
-                    return PostOutcome(eid, "rejected", None, code, message, attempt, status)
-                if status in (429, 503):
-                    hint = _retry_after_s(resp.headers)
+            resp, verdict, hint, sent = self._request("PUT", url, data=body, headers=WRITE_HEADERS)
+            status = None if resp is None else resp.status_code
+            if verdict is None:
+                return PostOutcome(eid, "posted", _internal_id(resp), None, None, attempt, status,
+                                   checks=checks)  # fmt: skip
+            if not verdict.transient:
+                return PostOutcome(eid, "rejected", None, verdict.code, verdict.message, attempt,
+                                   status, verdict.reason, verdict.owner, checks)  # fmt: skip
+            if sent and status != 429:  # it may have been written: look before sending again
+                checks += 1
+                found, internal_id = self._check(eid, journal)
+                if found == "same":
+                    return PostOutcome(eid, "posted", internal_id, None, None, attempt, status,
+                                       checks=checks)  # fmt: skip
             if attempt > self.max_retries:
                 break
             delay = self.backoff_delay(attempt, hint)
-            log.debug(
-                "journal %s attempt %d: %s (%s); retrying in %.3fs",
-                eid,
-                attempt,
-                code,
-                status,
-                delay,
-            )
+            log.debug("journal %s attempt %d: %s (%s); retrying in %.3fs", eid, attempt,
+                      verdict.code, status, delay)  # fmt: skip
             self._sleep(delay)
-        log.warning("journal %s failed after %d attempts: %s %s", eid, attempt, code, message)
-        return PostOutcome(eid, "failed", None, code, message, attempt, status)
+        log.warning("journal %s failed after %d attempts: %s", eid, attempt, verdict.message)
+        return PostOutcome(eid, "failed", None, verdict.code, verdict.message, attempt, status,
+                           verdict.reason, verdict.owner, checks)  # fmt: skip
 
     def _put_safe(self, journal: dict) -> PostOutcome:
         try:
             return self.put_journal(journal)
         except (ValueError, TypeError) as exc:  # a payload that cannot be sent at all
             eid = str(journal.get("externalId") or "") if isinstance(journal, dict) else ""
-            return PostOutcome(eid, "rejected", None, "INVALID_PAYLOAD", str(exc), 0)
+            return PostOutcome(eid, "rejected", None, "INVALID_PAYLOAD", str(exc), 0,
+                               reason="invalid_content", owner="integration")  # fmt: skip
 
     def post_many(self, journals: Iterable[dict]) -> list[PostOutcome]:
-        """Post every journal on ``max_workers`` threads; outcomes in input order."""
+        """Post every journal body on ``max_workers`` threads; outcomes in input order."""
         journals = list(journals)
         if self.max_workers == 1 or len(journals) <= 1:
             return [self._put_safe(j) for j in journals]
         return list(self._pool().map(self._put_safe, journals))
 
-    # reading the GL back (SuiteQL; read-only) -------------------------------------------------
+    def journal_bodies(self, entity_id: str, lines) -> list[dict | Unresolved]:
+        """The bodies of the journals of ``lines`` (:func:`sync_core.erp.netsuite_body.
+        journal_bodies`), references resolved through this client's :attr:`ids`."""
+        return journal_bodies(lines, self.ids, entity_id)
+
+    def post_journals(self, entity_id: str, lines) -> list[PostOutcome]:
+        """Build and post the journals of ``lines``; one outcome per journal, in external-id
+        order (an unresolved one rejected without a request)."""
+        bodies = self.journal_bodies(entity_id, lines)
+        sent = iter(self.post_many([b for b in bodies if isinstance(b, dict)]))
+        return [next(sent) if isinstance(b, dict) else unresolved_outcome(b) for b in bodies]
+
+    # SuiteQL (read-only) ----------------------------------------------------------------------
     def suiteql(self, q: str, page_size: int = 1000) -> list[dict]:
         """Every row of a SuiteQL query, page by page (``limit``/``offset`` until ``hasMore``
-        is false); 429, 5xx and timeouts are retried like posts, anything else raises."""
+        is false); transient failures are retried like posts, a refusal raises
+        :class:`ErpQueryError`."""
         rows: list[dict] = []
         offset = 0
         while True:
@@ -397,35 +333,28 @@ class RestErpClient:
 
     def _query_page(self, q: str, limit: int, offset: int) -> dict:
         url = f"{self.base_url}{QUERY_PATH}?limit={limit}&offset={offset}"
-        body = json.dumps({"q": q}).encode()
+        body = dumps({"q": q})
         for attempt in range(1, self.max_retries + 2):
-            hint = None
-            try:
-                resp = self._session().post(
-                    url, data=body, timeout=self.timeout_s, headers={"Prefer": "transient"}
-                )
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                resp, error = None, str(exc)[:300]
-            if resp is not None:
-                if resp.status_code == 200:
-                    return resp.json()
-                code, error = _error_details(resp)
-                if resp.status_code != 429 and resp.status_code < 500:
-                    raise RuntimeError(f"SuiteQL query refused ({code}): {error}")
-                hint = _retry_after_s(resp.headers)
+            resp, verdict, hint, _ = self._request("POST", url, data=body,
+                                                   headers={"Prefer": "transient"})  # fmt: skip
+            if verdict is None:
+                return loads(resp.content)
+            if not verdict.transient:
+                raise ErpQueryError(f"SuiteQL query refused: {verdict.message}", verdict)
             if attempt > self.max_retries:
                 break
             self._sleep(self.backoff_delay(attempt, hint))
-        raise RuntimeError(f"SuiteQL query failed after {attempt} attempts: {error}")
+        raise ErpQueryError(f"SuiteQL query failed after {attempt} attempts: {verdict.message}",
+                            verdict)  # fmt: skip
 
     def read_journals(self, entity_id: str, subsidiary: str, accounts: dict[str, str],
-                      functional_currency: str):  # fmt: skip
+                      functional_currency: str, through=None):  # fmt: skip
         """The entity's journals and lines as the ERP holds them, in the shape of
-        :meth:`SqlLedger.journals` / :meth:`SqlLedger.lines` (see :mod:`sync_core.erp.gl_read`)."""
-        from sync_core.erp.gl_read import journal_frames, journals_query
+        :meth:`SqlLedger.journals` / :meth:`SqlLedger.lines` (:mod:`sync_core.erp.gl_read`):
+        the subsidiary's journal lines on the chart's accounts, posted through ``through``."""
+        from sync_core.erp.gl_read import read_gl
 
-        rows = self.suiteql(journals_query(subsidiary))
-        return journal_frames(rows, entity_id, accounts, functional_currency)
+        return read_gl(self, entity_id, subsidiary, accounts, functional_currency, through)
 
 
 def _internal_id(resp: requests.Response) -> str | None:
