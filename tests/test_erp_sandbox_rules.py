@@ -359,14 +359,19 @@ def test_a_customer_whose_erp_id_arrives_later_is_registered_from_the_file_drop(
         (drop / name).write_text(open(f"{FILEDROP}/{name}").read())
     with ErpSandbox(tmp_path / "erp.sqlite", filedrop=drop, auth=None) as erp:
         assert erp.master.customer_id("C-US01-L9") is None
-        (drop / "customers-late.csv").write_text(
+        late = drop / "customers-late.csv"
+        late.write_text(  # the second row still being written
             "entity_id,customer_id,name,email,country,currency,erp_customer_id,created_at\n"
-            "US01,cus_9,Late Nine,,US,USD,C-US01-L9,2025-02-01T00:00:00Z\n")  # fmt: skip
-        rows = suiteql(
-            requests, erp, "SELECT id, subsidiary FROM customer WHERE externalid = 'C-US01-L9'"
-        )
-        assert rows["items"][0]["subsidiary"] == "1"
-        assert rows["items"][0]["id"] == erp.master.customer_id("C-US01-L9")
+            "US01,cus_9,Late Nine,,US,USD,C-US01-L9,2025-02-01T00:00:00Z\n"
+            "US01,cus_10,Late Ten,,US,USD,C-US01-L1")  # fmt: skip
+        q = "SELECT id, externalid, subsidiary FROM customer WHERE externalid LIKE 'C-US01-L%'"
+        rows = suiteql(requests, erp, q)["items"]
+        assert [(r["externalid"], r["subsidiary"]) for r in rows] == [("C-US01-L9", "1")]
+        assert rows[0]["id"] == erp.master.customer_id("C-US01-L9")
+        with late.open("a") as fh:
+            fh.write("0,2025-02-02T00:00:00Z\n")
+        rows = suiteql(requests, erp, q)["items"]
+        assert [r["externalid"] for r in rows] == ["C-US01-L9", "C-US01-L10"]
 
 
 def test_commit_then_fail_then_a_retry_without_replace_line_doubles_the_journal(tmp_path):

@@ -31,6 +31,7 @@ refused bearer token also carries ``WWW-Authenticate: Bearer realm=..., error="i
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import hashlib
 import hmac
@@ -92,7 +93,8 @@ class Authenticator:
         self._keys = {cid: (kid, _public_key(pem)) for cid, (kid, pem)
                       in config.oauth2_clients.items()}  # fmt: skip
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (client id, expires at)
-        self._nonces: dict[tuple[str, str, str], float] = {}
+        self._nonces: set[tuple[str, str, str]] = set()  # seen within the window
+        self._nonce_times: collections.deque = collections.deque()  # (seen at, nonce key)
         self._lock = threading.Lock()
 
     # -- OAuth 2.0 token endpoint ----------------------------------------------------------
@@ -197,12 +199,15 @@ class Authenticator:
                                   http_method=method, signature=params.get("oauth_signature", ""))  # fmt: skip
         if not oauth_signature.verify_hmac_sha256(request, *secrets_):
             return "bad signature"
+        seen = (*key, nonce)
         with self._lock:
-            self._nonces = {k: t for k, t in self._nonces.items()
-                            if now - t <= 2 * self.config.timestamp_skew_s}  # fmt: skip
-            if (*key, nonce) in self._nonces:
+            window = self._nonce_times
+            while window and now - window[0][0] > 2 * self.config.timestamp_skew_s:
+                self._nonces.discard(window.popleft()[1])  # too old to pass the timestamp check
+            if seen in self._nonces:
                 return "nonce already used"
-            self._nonces[(*key, nonce)] = now
+            self._nonces.add(seen)
+            window.append((now, seen))
         return None
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import calendar
 import csv
 import datetime as dt
+import io
 import threading
 from pathlib import Path
 
@@ -315,5 +316,7 @@ class FiledropMaster:
 
 
 def _rows(path: Path):
-    with path.open(newline="", encoding="utf-8") as fh:
-        yield from csv.DictReader(fh)
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):  # a file still being written: not its last row yet
+        text = text[: text.rfind("\n") + 1]
+    yield from csv.DictReader(io.StringIO(text, newline=""))
