@@ -34,7 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from sync_assets import cli, runner
-from sync_assets.definitions import LOCAL, build_resources
+from sync_assets.definitions import LOCAL, SETTINGS, build_resources
 from sync_assets.partitions import FIRST_PERIOD
 from sync_assets.runner import summary  # noqa: F401 - the demo's summary (tests, README)
 from sync_core.demo import late_changes
@@ -129,18 +129,35 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SYNC_SOURCE_KIND", "demo")
     sandbox = None
     if os.getenv("SYNC_ERP_TARGET") == "rest" and not os.getenv("SYNC_ERP_URL"):
-        # one setting: post to the sandbox ERP, served here for the demo's lifetime
-        from sandboxes.erp_server import ErpSandbox
-
-        sandbox = ErpSandbox(LOCAL / "erp_sandbox.sqlite", latency_ms=5, max_concurrency=5)
-        os.environ["SYNC_ERP_URL"] = sandbox.url
-        print(f"sandbox ERP: {sandbox.url} (journals in {LOCAL / 'erp_sandbox.sqlite'})")
+        sandbox = _start_sandbox_erp()
     try:
         return _run_demo(args)
     finally:
         if sandbox is not None:
             print(f"sandbox ERP holds {len(sandbox.journals())} journals")
             sandbox.close()
+
+
+def _start_sandbox_erp():
+    """One setting (``SYNC_ERP_TARGET=rest``): the sandbox NetSuite ERP, served here for the
+    demo's lifetime, with throw-away OAuth 2.0 client credentials (generated in memory, handed
+    to the ERP resource through its environment variables for this process only) and the demo
+    file drop's subsidiaries and customers registered as its master data (re-read when the
+    drop changes, so a customer whose ERP id arrives late is known before its journals)."""
+    from sandboxes.erp_server import ErpSandbox
+
+    folder = os.getenv("SYNC_SOURCE_PATH") or SETTINGS["SYNC_SOURCE_PATH"]
+    sandbox = ErpSandbox(LOCAL / "erp_sandbox.sqlite", latency_ms=5, max_concurrency=5,
+                         filedrop=folder)  # fmt: skip
+    c = sandbox.credentials
+    os.environ.update({
+        "SYNC_ERP_URL": sandbox.url, "SYNC_ERP_AUTH": "oauth2",
+        "SYNC_NETSUITE_ACCOUNT": c.account, "SYNC_ERP_CLIENT_ID": c.client_id,
+        "SYNC_ERP_CERTIFICATE_ID": c.certificate_id, "SYNC_ERP_PRIVATE_KEY": c.private_key_pem,
+    })  # fmt: skip
+    print(f"sandbox ERP: {sandbox.url} (account {c.account}, OAuth 2.0; journals in "
+          f"{LOCAL / 'erp_sandbox.sqlite'})")  # fmt: skip
+    return sandbox
 
 
 def _run_demo(args) -> int:

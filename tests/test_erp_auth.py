@@ -1,24 +1,30 @@
 """NetSuite authentication (sync_core.erp.auth): the OAuth 2.0 client assertion verified with
 the certificate's public key, the access token kept, refreshed before it expires and after a
 401, one fetch for many threads; OAuth 1.0 TBA headers signed HMAC-SHA256 as RFC 5849 says;
-and no secret in a repr, a log record or an error."""
+both schemes through ErpResource against the sandbox ERP, with no secret in a repr, a log
+record or an error."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import threading
 import time
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import dagster as dg
 import jwt
+import pandas as pd
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from resources.erp import ErpResource
+from sandboxes.erp_server import ErpSandbox
 from sync_core.erp.auth import (
     AuthError,
     OAuth2ClientCredentials,
@@ -26,6 +32,7 @@ from sync_core.erp.auth import (
     netsuite_base_url,
     netsuite_realm,
 )
+from sync_core.erp.rest import RestErpClient
 
 TOKEN_URL = "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token"
 
@@ -196,3 +203,80 @@ def test_tba_header_shape_and_signature():
     assert p["oauth_signature"] == _rfc5849_signature("POST", url, p, "cs-2&ts-4")
     assert _oauth_params(second.headers["Authorization"])["oauth_nonce"] != p["oauth_nonce"]
     assert "cs-2" not in repr(auth) and "ts-4" not in repr(auth) and "ck-1" not in repr(auth)
+
+
+# --------------------------------------------------------------------------------------------
+# against the sandbox ERP: the resource from environment variables, no secret anywhere
+
+
+def _lines(eid: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "external_id": eid, "period": pd.Timestamp("2025-03-01", tz="UTC"),
+        "erp_subsidiary_id": "1", "currency": "USD", "erp_account": ["1100", "4000"],
+        "debit": [10025, 0], "credit": [0, 10025], "erp_customer_id": None,
+        "correlation_id": eid, "event": "invoice_finalized", "document_id": eid,
+        "memo": f"Invoice {eid}", "transaction_date": None, "line_no": [1, 2],
+    })  # fmt: skip
+
+
+def test_a_canary_secret_never_shows_in_logs_reprs_or_errors(tmp_path, monkeypatch, caplog,
+                                                            keypair):  # fmt: skip
+    caplog.set_level(logging.DEBUG)  # everything a DEBUG root logger would print
+    texts: list[str] = []
+    with ErpSandbox(tmp_path / "erp.sqlite") as erp:
+        c = erp.credentials
+        env = {"SYNC_ERP_CLIENT_ID": c.client_id, "SYNC_ERP_CERTIFICATE_ID": c.certificate_id,
+               "SYNC_ERP_PRIVATE_KEY": c.private_key_pem.replace("\n", "\\n"),  # one line
+               "SYNC_NETSUITE_ACCOUNT": c.account, "SYNC_ERP_CONSUMER_KEY": c.consumer_key,
+               "SYNC_ERP_CONSUMER_SECRET": c.consumer_secret, "SYNC_ERP_TOKEN_ID": c.token_id,
+               "SYNC_ERP_TOKEN_SECRET": c.token_secret}  # fmt: skip
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        canaries = [c.consumer_key, c.consumer_secret, c.token_id, c.token_secret,
+                    *[ln for ln in c.private_key_pem.splitlines() if "PRIVATE KEY" not in ln]]  # fmt: skip
+        url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+        for scheme in ("oauth2", "tba"):
+            resource = ErpResource(
+                target="rest", ledger_url=url, rest_base_url=erp.url, rest_auth=scheme,
+                netsuite_account=dg.EnvVar("SYNC_NETSUITE_ACCOUNT"),
+                oauth_client_id=dg.EnvVar("SYNC_ERP_CLIENT_ID"),
+                oauth_certificate_id=dg.EnvVar("SYNC_ERP_CERTIFICATE_ID"),
+                oauth_private_key=dg.EnvVar("SYNC_ERP_PRIVATE_KEY"),
+                tba_consumer_key=dg.EnvVar("SYNC_ERP_CONSUMER_KEY"),
+                tba_consumer_secret=dg.EnvVar("SYNC_ERP_CONSUMER_SECRET"),
+                tba_token_id=dg.EnvVar("SYNC_ERP_TOKEN_ID"),
+                tba_token_secret=dg.EnvVar("SYNC_ERP_TOKEN_SECRET"),
+            )  # fmt: skip
+            live = resource.process_config_and_initialize()
+            texts += [repr(resource), repr(live), str(live)]
+            with live.rest_client() as client:
+                (out,) = client.post_journals("US01", _lines(f"E-{scheme}"))
+                assert out.status == "posted", out
+                texts += [repr(client), repr(client.auth), str(out)]
+                if scheme == "oauth2":
+                    canaries.append(client.auth.token())  # the access token is a secret too
+        # refusals: a key that is not the certificate's, a wrong TBA secret, a missing setting
+        wrong = OAuth2ClientCredentials(erp.token_url, c.client_id, c.certificate_id,
+                                        keypair[0])  # fmt: skip
+        with pytest.raises(AuthError) as err:
+            wrong.token()
+        texts.append(str(err.value))
+        bad = TokenBasedAuth(c.account, c.consumer_key, "0" * 64, c.token_id, c.token_secret)
+        with RestErpClient(erp.url, auth=bad) as client:
+            (out,) = client.post_many([{"externalId": "E-bad", "line": {"items": []}}])
+        assert (out.status, out.reason, out.http_status) == ("rejected", "invalid_login", 401)
+        texts += [str(out), repr(bad)]
+        monkeypatch.delenv("SYNC_ERP_TOKEN_SECRET")
+        partial = ErpResource(target="rest", ledger_url=url, rest_base_url=erp.url,
+                              rest_auth="tba", netsuite_account=c.account,
+                              tba_consumer_key=c.consumer_key,
+                              tba_consumer_secret=c.consumer_secret, tba_token_id=c.token_id)  # fmt: skip
+        with pytest.raises(dg.Failure) as failure:
+            partial.rest_client()
+        assert "SYNC_ERP_TOKEN_SECRET" in str(failure.value)
+        texts.append(str(failure.value))
+    texts.append(caplog.text)
+    assert "journalEntry" in caplog.text  # the DEBUG records were captured
+    everything = "\n".join(texts)
+    leaked = [s[:6] + "..." for s in canaries if s and s in everything]
+    assert not leaked, leaked

@@ -348,7 +348,7 @@ def test_wrong_credentials_are_invalid_login_for_integration(erp):
         (out,) = c.post_many([{"externalId": "E-1", "line": {"items": []}}])
     assert (out.status, out.reason, out.owner, out.http_status, out.attempts) == (
         "rejected", "invalid_login", "integration", 401, 1)  # fmt: skip
-    other = ErpSandbox(master_data=MASTER)  # another account's key: the token is refused
+    other = ErpSandbox(master_data=MASTER)  # another account's client: no token
     try:
         with client_of(erp, auth=oauth2(other)) as c:
             (out,) = c.post_many([{"externalId": "E-2", "line": {"items": []}}])

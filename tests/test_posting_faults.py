@@ -2,8 +2,9 @@
 
 - a posting process SIGKILLed at any moment, then re-run, leaves exactly the ledger of a clean
   run (no missing, no duplicate journal, every journal whole and balanced);
-- a REST ERP answering 5xx, 429, timeouts and commit-then-fail: every journal is posted once or
-  queued with a reason, and a replay without faults posts the rest exactly once;
+- a NetSuite REST ERP (the strict sandbox) answering 5xx, 429, timeouts after the write and
+  commit-then-fail: every journal is posted once with its lines (never doubled) or queued with
+  a reason, and a replay without faults posts the rest exactly once;
 - the same source events delivered three times and shuffled give the ledger of one delivery;
 - a closed ERP period under each policy (next_open, hold), then reopened;
 - journals breaking a posting rule are held whole while the rest of the batch posts, and a
@@ -33,7 +34,10 @@ from sync_assets.demo_run import DERIVED, INGEST
 from sync_assets.partitions import entity_partitions, partition_key
 from sync_core import filedrop, ingest
 from sync_core.demo.generator import generate
+from sync_core.erp.auth import OAuth2ClientCredentials
+from sync_core.erp.config import load_erp_config
 from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS, SqlLedger
+from sync_core.erp.netsuite_body import to_minor_units
 from sync_core.erp.periods import closed_periods, set_period_status
 from sync_core.erp.poster import post_period
 from sync_core.erp.queue import ExceptionQueue
@@ -201,7 +205,10 @@ import os, pickle, signal, sys, time, traceback
 
 import sqlalchemy as sa
 
+from sync_core.erp.auth import OAuth2ClientCredentials
+from sync_core.erp.config import load_erp_config
 from sync_core.erp.ledger import JOURNAL_COLS, LINE_COLS, SqlLedger
+from sync_core.erp.netsuite_body import to_minor_units
 from sync_core.erp.poster import post_period
 from sync_core.erp.queue import ExceptionQueue
 
@@ -381,24 +388,55 @@ FAULTS = {
 }
 
 
-def erp_lines(journal: dict) -> list[tuple]:
-    return [(i["account"], i["debit"], i["credit"], i["entity"]) for i in journal["line"]["items"]]
+def sandbox(path: Path, frames, **faults) -> ErpSandbox:
+    """The sandbox ERP knowing every customer of ``frames`` (in US01's subsidiary)."""
+    ids = sorted(set(frames["customers"]["erp_customer_id"].dropna()))
+    customers = [{"entityid": c, "subsidiary": "1"} for c in ids]
+    return ErpSandbox(path, master_data={"customers": customers}, **faults)
+
+
+def rest_client(erp: ErpSandbox, **kw) -> RestErpClient:
+    """The client as ``ErpResource`` builds it: OAuth 2.0, the shipped config/erp.yaml."""
+    c = erp.credentials
+    auth = OAuth2ClientCredentials(erp.token_url, c.client_id, c.certificate_id,
+                                   c.private_key_pem)  # fmt: skip
+    return RestErpClient(erp.url, auth=auth, config=load_erp_config(), **kw)
+
+
+def erp_lines(erp: ErpSandbox, journal: dict) -> list[tuple]:
+    """(account number, debit, credit in minor units, customer entityid) of its lines."""
+    rows = erp.master.snapshot()[1]
+    number = {r["id"]: r["acctnumber"] for r in rows["account"]}
+    customer = {r["id"]: r["entityid"] for r in rows["customer"]}
+    cur = {r["id"]: r["symbol"] for r in rows["currency"]}[journal["currency"]["id"]]
+    return [(number[i["account"]["id"]], to_minor_units(i.get("debit") or 0, cur),
+             to_minor_units(i.get("credit") or 0, cur),
+             customer.get((i.get("entity") or {}).get("id")))
+            for i in journal["line"]["items"]]  # fmt: skip
 
 
 def assert_log_matches_erp(ledger: SqlLedger, erp: ErpSandbox) -> None:
-    """Each journal the ledger logged is in the ERP once, with the logged lines."""
+    """Each journal the ledger logged is in the ERP once, in its posting period and currency,
+    with the logged lines that carry a transaction amount (an FX line of functional amounts
+    only is not sent), never doubled."""
     in_erp = {j["externalId"]: j for j in erp.journals()}
     assert len(in_erp) == len(erp.journals())  # one journal per external id
+    rows = erp.master.snapshot()[1]
+    month = {r["id"]: r["startdate"][:7] for r in rows["accountingperiod"]}
+    symbol = {r["id"]: r["symbol"] for r in rows["currency"]}
     heads, lines = snapshot(ledger)
     assert set(heads["external_id"]) <= set(in_erp)
     for h in heads.itertuples():
         j = in_erp[h.external_id]
-        assert (j["period"], j["currency"]) == (f"{h.period:%Y-%m}", h.currency)
-        mine = lines[lines["external_id"] == h.external_id]
+        assert (month[j["postingPeriod"]["id"]], symbol[j["currency"]["id"]]) == (
+            f"{h.period:%Y-%m}", h.currency)  # fmt: skip
+        mine = lines[(lines["external_id"] == h.external_id)
+                     & ((lines["debit"] != 0) | (lines["credit"] != 0))]  # fmt: skip
         logged = list(
             zip(mine["erp_account"], mine["debit"], mine["credit"], mine["erp_customer_id"])
         )
-        assert erp_lines(j) == logged, h.external_id
+        assert erp_lines(erp, j) == [(a, d, c, None if pd.isna(e) else e)
+                                     for a, d, c, e in logged], h.external_id  # fmt: skip
 
 
 def test_rest_faults_post_once_or_queue_then_replay_posts_the_rest_once(tmp_path, known):
@@ -409,22 +447,23 @@ def test_rest_faults_post_once_or_queue_then_replay_posts_the_rest_once(tmp_path
     assert all(h.empty for _, _, h in plan)
     keys = set().union(*(set(j["journal_key"]) for _, j, _ in plan))
     ledger, queue = ledger_at(sqlite_url(tmp_path / "log.sqlite"))
-    sandbox = ErpSandbox(
-        tmp_path / "erp.sqlite", seed=5, timeout_sleep_s=0.5, retry_after_s=0.01, **FAULTS
-    )
-    client = RestErpClient(
-        sandbox.url,
+    erp_sandbox = sandbox(tmp_path / "erp.sqlite", frames, seed=5, timeout_sleep_s=0.5,
+                          timeout_writes=True, retry_after_s=0.01, **FAULTS)  # fmt: skip
+    client = rest_client(
+        erp_sandbox,
         timeout_s=0.2,
         max_retries=2,
         backoff_base_s=0.01,
         backoff_max_s=0.05,
         max_workers=8,
     )
-    with sandbox as erp, client:
+    with erp_sandbox as erp, client:
         post_all(plan, ledger, queue, rest=client)
         stats = erp.stats()
         assert min(stats.get(k, 0) for k in ("timeouts", "commit_then_fail", "429_injected")) > 0
         assert stats.get("500", 0) + stats.get("503", 0) > 0
+        # ambiguous attempts were read back before anything was sent again
+        assert sum(r["method"] == "GET" and r["ref"].startswith("eid:") for r in erp.requests())
         logged = set(ledger.journals(ENTITY)["external_id"])
         in_erp = {j["externalId"] for j in erp.journals()}
         waiting = open_rows(queue)
@@ -792,6 +831,9 @@ class RefusingErp:
     def __init__(self, inner: RestErpClient, refuse):
         self.inner, self.refuse = inner, refuse
 
+    def journal_bodies(self, entity_id, lines):
+        return self.inner.journal_bodies(entity_id, lines)
+
     def post_many(self, payloads):
         payloads = list(payloads)
         sent = self.inner.post_many([p for p in payloads if not self.refuse(p["externalId"])])
@@ -825,7 +867,7 @@ def test_rest_refused_reversal_is_posted_on_replay(tmp_path, known):
     original = propose(frames, lines, period)
     new = propose(changed, accounting_lines(changed), period)
     ledger, queue = ledger_at(sqlite_url(tmp_path / "log.sqlite"))
-    with ErpSandbox(tmp_path / "erp.sqlite") as erp, RestErpClient(erp.url) as client:
+    with sandbox(tmp_path / "erp.sqlite", frames) as erp, rest_client(erp) as client:
 
         def post(plan, rest):
             return post_period(*plan, entity_id=ENTITY, period=period, ledger=ledger,
@@ -877,7 +919,7 @@ def test_rest_payment_waits_when_its_invoice_is_refused_in_the_same_run(tmp_path
     inv_key, pay_key = f"{ENTITY}-INV-{pay['invoice_id']}", f"{ENTITY}-PAY-{pay['payment_id']}"
     plan = propose(frames, lines, period)
     ledger, queue = ledger_at(sqlite_url(tmp_path / "log.sqlite"))
-    with ErpSandbox(tmp_path / "erp.sqlite") as erp, RestErpClient(erp.url) as client:
+    with sandbox(tmp_path / "erp.sqlite", frames) as erp, rest_client(erp) as client:
         refusing = RefusingErp(client, lambda eid: key_of(eid) == inv_key)
         post_period(*plan, entity_id=ENTITY, period=period, ledger=ledger, queue=queue,
                     rest=refusing)  # fmt: skip
@@ -896,7 +938,7 @@ def test_rest_refusal_beside_a_held_journal_is_queued(tmp_path, known):
     assert len(held)
     refused = f"{ENTITY}-REV-REV-{period:%Y%m}-USD"
     ledger, queue = ledger_at(sqlite_url(tmp_path / "log.sqlite"))
-    with ErpSandbox(tmp_path / "erp.sqlite") as erp, RestErpClient(erp.url) as client:
+    with sandbox(tmp_path / "erp.sqlite", frames) as erp, rest_client(erp) as client:
         post_period(journals, held, entity_id=ENTITY, period=period, ledger=ledger, queue=queue,
                     rest=RefusingErp(client, lambda eid: key_of(eid) == refused))  # fmt: skip
     rows = open_rows(queue).set_index("journal_key")

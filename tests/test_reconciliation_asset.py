@@ -1,7 +1,8 @@
 """Reconciliation through Dagster on the demo platform: after a normal run the GL read back
 from the ERP equals the subledger on every account; a ledger line deleted behind the
 platform's back is drift, and the check fails with that amount. Both targets: the SQL ledger
-and the sandbox REST ERP read back through SuiteQL."""
+and the sandbox NetSuite ERP (OAuth 2.0, customers registered from the file drop) read back
+through SuiteQL over transaction / transactionline / transactionaccountingline."""
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +13,7 @@ from sandboxes.erp_server import ErpSandbox
 from sync_assets.demo_run import DERIVED, INGEST
 from sync_assets.partitions import entity_partitions, partition_key
 from sync_core.demo.generator import generate
+from sync_core.erp.netsuite_body import to_minor_units
 from tests.helpers import make_resources, materialize
 
 RECONCILE = ["reconciliation", "reconciliation_items"]
@@ -103,27 +105,39 @@ def test_a_deleted_ledger_line_is_drift_and_the_check_fails(demo_source, sqlite_
     assert rev["drift"].tolist() == [-credit] and rev["severity"].tolist() == ["ERROR"]
 
 
+def rest_settings(erp: ErpSandbox) -> dict:
+    """ErpResource fields of the REST target with the sandbox's OAuth 2.0 client."""
+    c = erp.credentials
+    return {"target": "rest", "rest_base_url": erp.url, "rest_auth": "oauth2",
+            "oauth_client_id": c.client_id, "oauth_certificate_id": c.certificate_id,
+            "oauth_private_key": c.private_key_pem}  # fmt: skip
+
+
 def test_the_rest_target_is_read_back_through_suiteql(demo_source, sqlite_url, tmp_path):
-    with ErpSandbox(tmp_path / "erp.sqlite") as erp:
-        resources = make_resources(demo_source, sqlite_url, target="rest", rest_base_url=erp.url)
+    with ErpSandbox(tmp_path / "erp.sqlite", filedrop=demo_source) as erp:
+        resources = make_resources(demo_source, sqlite_url, **rest_settings(erp))
         with dg.instance_for_test() as instance:
             results = run_months(instance, resources, months=MONTHS[:2])
             for result in results:
                 assert_reconciled(result)
-            assert erp.stats().get("200", 0) > 0  # the GL came from the ERP's query endpoint
+            queries = [r for r in erp.requests() if r["ref"].endswith("/suiteql")]
+            assert queries and {r["status"] for r in queries} == {200}  # the GL came by SuiteQL
             # the ERP loses a journal the platform believes posted
             journals = [j for j in erp.journals() if j["externalId"].startswith("US01-INV-")
                         and not j["externalId"].endswith("-REV")]  # fmt: skip
-            lost = max(journals, key=lambda j: sum(i["debit"] for i in j["line"]["items"]))
-            with erp.state.store._lock:
-                erp.state.store._conn.execute(
-                    "delete from journal_entry where external_id = ?", (lost["externalId"],)
-                )
+            lost = max(journals, key=lambda j: sum(i.get("debit") or 0 for i in j["line"]["items"]))
+            with erp.state.store.transaction() as store:
+                store.conn.execute("delete from journal_line where journal = ?", (int(lost["id"]),))
+                store.conn.execute("delete from journal_entry where internal_id = ?",
+                                   (int(lost["id"]),))  # fmt: skip
             result = materialize(instance, resources, RECONCILE, partition_key("US01", MONTHS[1]))
+        ar_id, currency = erp.master.account_id("1100"), lost["currency"]["refName"]
     got = checks(result)["gl_equals_subledger"]
     assert not got.passed and got.severity == dg.AssetCheckSeverity.ERROR
-    ar = next(i for i in lost["line"]["items"] if i["account"] == "1100")
+    ar = next(i for i in lost["line"]["items"] if i["account"]["id"] == ar_id)
     row = resources["warehouse"].get().read("reconciliation", "US01", MONTHS[1])
     drift = row[(row["account"] == "AccountsReceivable") & (row["kind"] == "transaction")
-                & (row["currency"] == lost["currency"])]["drift"]  # fmt: skip
-    assert drift.tolist() == [ar["debit"] - ar["credit"]]
+                & (row["currency"] == currency)]["drift"]  # fmt: skip
+    assert drift.tolist() == [to_minor_units(ar.get("debit") or 0, currency)
+                              - to_minor_units(ar.get("credit") or 0, currency)]  # fmt: skip
+    assert drift.tolist()[0] != 0
