@@ -132,8 +132,12 @@ def test_unresolved_references_become_a_rejected_outcome_with_the_reason():
     got = journal_body(rows, InternalIds(config()), "US01")
     assert isinstance(got, Unresolved)
     assert (got.reason, got.owner) == ("invalid_reference", "master_data")
-    assert got.missing == ("customer (line 1) 'C-NEW' has no NetSuite internal id",
-                           "account (line 2) '9999' has no NetSuite internal id")  # fmt: skip
+    assert got.missing == ("customer 'C-NEW' (line 1) has no NetSuite internal id",
+                           "account '9999' (line 2) has no NetSuite internal id")  # fmt: skip
+    both = lines()
+    both[1]["erp_customer_id"] = both[0]["erp_customer_id"] = "C-NEW"
+    assert journal_body(both, InternalIds(config()), "US01").missing == (
+        "customer 'C-NEW' (lines 1, 2) has no NetSuite internal id",)  # once, with its lines  # fmt: skip
     no_period = journal_body(lines(period=pd.Timestamp("2026-01-01", tz="UTC")),
                              InternalIds(config()), "US01")  # fmt: skip
     assert no_period.missing == ("no NetSuite accounting period starts on 2026-01-01",)

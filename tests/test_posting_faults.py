@@ -500,6 +500,57 @@ def test_rest_faults_post_once_or_queue_then_replay_posts_the_rest_once(tmp_path
         pd.testing.assert_frame_equal(got, want)
 
 
+def test_erp_refusals_are_queued_for_their_owner_then_replayed(tmp_path, known):
+    """NetSuite closes February for subsidiary 1 (its own closing, which the platform does
+    not know) and does not know one March customer: February's journals are queued for
+    finance (``period_closed``), the customer's invoice for master data (not sent:
+    ``invalid_reference`` naming the customer); once the period reopens and the customer
+    exists, a replay posts exactly those journals."""
+    frames, lines = known
+    feb, mar = YEAR[1], YEAR[2]
+    plan = [(p, *propose(frames, lines, p)) for p in (feb, mar)]
+    march = plan[1][1]
+    invoice = march[(march["event"] == "invoice_finalized")
+                    & march["erp_customer_id"].notna()].iloc[0]  # fmt: skip
+    missing = invoice["erp_customer_id"]
+    known_ids = sorted(set(frames["customers"]["erp_customer_id"].dropna()) - {missing})
+    ledger, queue = ledger_at(sqlite_url(tmp_path / "log.sqlite"))
+    master = {"customers": [{"entityid": c, "subsidiary": "1"} for c in known_ids]}
+    with ErpSandbox(tmp_path / "erp.sqlite", master_data=master,
+                    closed_periods=["1:2025-02"]) as erp:  # fmt: skip
+        with rest_client(erp) as client:
+            post_all(plan, ledger, queue, rest=client)
+        rows = queue.open(ENTITY).set_index("journal_key")
+        feb_rows = rows[pd.to_datetime(rows["period"]) == pd.Timestamp("2025-02-01")]
+        closed = feb_rows[feb_rows["reason_code"] == "period_closed"]
+        assert set(feb_rows.index) == set(plan[0][1]["journal_key"])
+        assert set(feb_rows["reason_code"]) <= {"period_closed", "waiting_for_invoice"}
+        assert len(closed) and (closed["owner"] == "finance").all()
+        assert (closed["stage"] == "erp").all()
+        assert closed["message"].str.contains("accounting period Feb 2025 is closed").all()
+        inv = rows.loc[invoice["journal_key"]]
+        assert (inv["reason_code"], inv["owner"], inv["stage"]) == (
+            "invalid_reference", "master_data", "erp")  # fmt: skip
+        inv_lines = march[march["journal_key"] == invoice["journal_key"]].sort_values("line_no")
+        at = [str(n) for n, c in enumerate(inv_lines["erp_customer_id"], 1) if c == missing]
+        assert inv["message"] == (f"not sent to the ERP: customer {missing!r} (line"
+                                  f"{'s' if len(at) > 1 else ''} {', '.join(at)}) "
+                                  "has no NetSuite internal id")  # fmt: skip
+        assert not {key_of(j["externalId"]) for j in erp.journals()} & set(rows.index)
+
+        erp.configure(closed_periods=[])  # finance reopens February
+        erp.add_master_data({"customers": [{"entityid": missing, "subsidiary": "1"}]})
+        with rest_client(erp) as client:  # the next run looks the customer up again
+            reports = post_all(plan, ledger, queue, rest=client)
+        assert sum(len(r.posted) for r in reports) == len(rows)
+        assert queue.open(ENTITY).empty
+        everything = set().union(*(set(j["journal_key"]) for _, j, _ in plan))
+        assert {key_of(e) for e in ledger.journals(ENTITY)["external_id"]} == everything
+        assert_log_matches_erp(ledger, erp)
+        assert erp.stats()["writes"] == len(everything)  # each sent once it could post
+    assert_sound(ledger)
+
+
 # --------------------------------------------------------------------------------------------
 # 3. redelivery: three times, shuffled, through the Dagster assets
 

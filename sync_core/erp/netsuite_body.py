@@ -172,6 +172,12 @@ def _dates(records: list[dict]) -> tuple[dt.date, dt.date]:
     return month, day if day is not None and month <= day <= end else end
 
 
+def _lines_text(lines: list[int]) -> str:
+    if not lines:
+        return ""
+    return f" (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
+
+
 def journal_body(records: list[dict], ids: InternalIds, entity_id: str) -> dict | Unresolved:
     """The journalEntry body of one journal's lines, or what keeps it from being sent
     (module docstring). ``ids`` resolves the references for ``entity_id``; its configuration
@@ -184,12 +190,12 @@ def journal_body(records: list[dict], ids: InternalIds, entity_id: str) -> dict 
     month, tran_date = _dates(records)
     config = ids.config
     field = config.correlation_field(entity_id)
-    missing: list[str] = []
+    unknown: dict[tuple[str, str], list[int]] = {}  # (what, key) -> the lines naming it
 
-    def ref(kind: str, key, what: str) -> dict | None:
+    def ref(kind: str, key, what: str, line: int | None = None) -> dict | None:
         iid = ids.ref(entity_id, kind, key)
         if iid is None:
-            missing.append(f"{what} {key!r} has no NetSuite internal id")
+            unknown.setdefault((what, repr(key)), []).extend([] if line is None else [line])
             return None
         return {"id": iid}
 
@@ -199,28 +205,30 @@ def journal_body(records: list[dict], ids: InternalIds, entity_id: str) -> dict 
     subsidiary = ref("subsidiaries", sub_key, "subsidiary")
     cur = ref("currencies", currency, "currency")
     period = ids.period(entity_id, month)
-    if period is None:
-        missing.append(f"no NetSuite accounting period starts on {month.isoformat()}")
     dims = {d: {"id": iid} for d, iid in config.dimensions(entity_id).items()}
     items = []
     for n, r in enumerate(records, 1):
         net = _minor(r.get("debit"), "debit") - _minor(r.get("credit"), "credit")
         if net == 0:
             continue  # functional amounts only (FX): NetSuite takes no zero line
-        item: dict = {"account": ref("accounts", r.get("erp_account"), f"account (line {n})")}
+        item: dict = {"account": ref("accounts", r.get("erp_account"), "account", n)}
         item["debit" if net > 0 else "credit"] = to_amount(abs(net), currency)
         corr = None if _null(r.get("correlation_id")) else str(r["correlation_id"])
         item["memo"] = CORRELATION_MEMO.format(memo=memo, id=corr) if corr and not field else memo
         if not _null(r.get("erp_customer_id")):
-            item["entity"] = ref("customers", r["erp_customer_id"], f"customer (line {n})")
+            item["entity"] = ref("customers", r["erp_customer_id"], "customer", n)
         line_dims = dict(dims)
         for d, kind in LINE_DIMENSIONS.items():
             if not _null(r.get(d)):
-                line_dims[d] = ref(kind, r[d], f"{d} (line {n})")
+                line_dims[d] = ref(kind, r[d], d, n)
         item.update(line_dims)
         if corr and field:
             item[field] = corr
         items.append(item)
+    missing = [f"{what} {key}{_lines_text(at)} has no NetSuite internal id"
+               for (what, key), at in unknown.items()]  # fmt: skip
+    if period is None:
+        missing.append(f"no NetSuite accounting period starts on {month.isoformat()}")
     if not items:
         missing.append("no line has an amount in the transaction currency")
     if missing:
