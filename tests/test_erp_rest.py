@@ -345,9 +345,13 @@ def test_tba_signs_every_request_with_a_fresh_nonce(erp):
 
 def test_wrong_credentials_are_invalid_login_for_integration(erp):
     with client_of(erp, auth=tba(erp, secret="0" * 64)) as c:
-        (out,) = c.post_many([{"externalId": "E-1", "line": {"items": []}}])
-    assert (out.status, out.reason, out.owner, out.http_status, out.attempts) == (
+        (put,) = c.post_many([{"externalId": "E-1", "line": {"items": []}}])
+        looked_up = c.post_journals("US01", many(2))  # the SuiteQL lookups are refused first
+    assert (put.status, put.reason, put.owner, put.http_status, put.attempts) == (
         "rejected", "invalid_login", "integration", 401, 1)  # fmt: skip
+    assert [(o.status, o.reason, o.owner, o.error_code, o.attempts) for o in looked_up] == [
+        ("rejected", "invalid_login", "integration", "INVALID_LOGIN", 0)] * 2  # fmt: skip
+    assert "the NetSuite lookups failed: INVALID_LOGIN" in looked_up[0].message
     other = ErpSandbox(master_data=MASTER)  # another account's client: no token
     try:
         with client_of(erp, auth=oauth2(other)) as c:
@@ -357,6 +361,14 @@ def test_wrong_credentials_are_invalid_login_for_integration(erp):
     assert (out.status, out.reason, out.owner, out.attempts) == (
         "rejected", "invalid_login", "integration", 1)  # fmt: skip
     assert erp.journals() == []
+
+
+def test_an_unreachable_erp_fails_the_journals_for_a_replay_without_a_crash():
+    with RestErpClient("http://127.0.0.1:9", config=load_erp_config(), max_retries=1,
+                       backoff_base_s=0.001) as c:  # fmt: skip
+        outs = c.post_journals("US01", many(2))
+    assert [(o.status, o.reason, o.owner, o.error_code, o.attempts) for o in outs] == [
+        ("failed", "erp_unavailable", "integration", "CONNECTION_ERROR", 0)] * 2  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -99,12 +99,15 @@ def loads(data):
 
 @dataclass(frozen=True)
 class Unresolved:
-    """A journal not sent: ``missing`` names each reference that could not be resolved."""
+    """A journal not sent: ``missing`` names each reference that could not be resolved (or
+    why the lookups failed: ``transient`` when a later run may succeed; ``code`` NetSuite's)."""
 
     external_id: str
     reason: str
     owner: str
     missing: tuple[str, ...]
+    code: str = "UNRESOLVED"
+    transient: bool = False
 
     @property
     def message(self) -> str:

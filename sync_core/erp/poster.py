@@ -249,7 +249,7 @@ def _put(rest, headers: pd.DataFrame, lines: pd.DataFrame):
         h = by_id.loc[o.external_id]
         code = o.reason or o.error_code or (
             "erp_unavailable" if o.status == "failed" else "erp_rejected")  # fmt: skip
-        message = (o.message if o.error_code == "UNRESOLVED"
+        message = (o.message if o.attempts == 0  # not sent: says why
                    else f"ERP {o.status} after {o.attempts} attempt(s): {o.message}")  # fmt: skip
         refused.append({
             "entity_id": h["entity_id"], "period": h["source_period"],

@@ -40,7 +40,14 @@ from requests.adapters import HTTPAdapter
 from sync_core.erp.auth import AuthError, BearerToken
 from sync_core.erp.config import ErpConfig
 from sync_core.erp.internal_ids import InternalIds
-from sync_core.erp.netsuite_body import Unresolved, dumps, journal_bodies, line_signature, loads
+from sync_core.erp.netsuite_body import (
+    Unresolved,
+    dumps,
+    journal_bodies,
+    journal_records,
+    line_signature,
+    loads,
+)
 from sync_core.erp.netsuite_errors import Verdict, classify, no_answer, parse_error
 from sync_core.erp.throttle import AdaptiveLimit, retry_after_s
 
@@ -79,9 +86,10 @@ class PostOutcome:
 
 
 def unresolved_outcome(u: Unresolved) -> PostOutcome:
-    """The outcome of a journal that was not sent (a reference missing, a closed period)."""
-    return PostOutcome(u.external_id, "rejected", None, "UNRESOLVED", u.message, 0, None,
-                       u.reason, u.owner)  # fmt: skip
+    """The outcome of a journal that was not sent (a reference missing, a closed period, the
+    lookups failing)."""
+    return PostOutcome(u.external_id, "failed" if u.transient else "rejected", None, u.code,
+                       u.message, 0, None, u.reason, u.owner)  # fmt: skip
 
 
 class ErpQueryError(RuntimeError):
@@ -306,8 +314,16 @@ class RestErpClient:
 
     def journal_bodies(self, entity_id: str, lines) -> list[dict | Unresolved]:
         """The bodies of the journals of ``lines`` (:func:`sync_core.erp.netsuite_body.
-        journal_bodies`), references resolved through this client's :attr:`ids`."""
-        return journal_bodies(lines, self.ids, entity_id)
+        journal_bodies`), references resolved through this client's :attr:`ids`. When the
+        lookups themselves fail (the ERP down, the login refused), no journal is sent: each
+        is :class:`Unresolved` with the failure's reason and owner, to be posted by a replay."""
+        try:
+            return journal_bodies(lines, self.ids, entity_id)
+        except ErpQueryError as exc:
+            v = exc.verdict
+            return [Unresolved(str(r[0]["external_id"]), v.reason, v.owner,
+                               (f"the NetSuite lookups failed: {v.message}",), v.code or "LOOKUP",
+                               v.transient) for r in journal_records(lines)]  # fmt: skip
 
     def post_journals(self, entity_id: str, lines) -> list[PostOutcome]:
         """Build and post the journals of ``lines``; one outcome per journal, in external-id
