@@ -111,13 +111,14 @@ def journals_query(
     """SuiteQL for the journal lines of a subsidiary (internal id), in a stable order (paging
     needs one); restricted to the posting periods and accounts (internal ids) given."""
     corr = f", tl.{correlation_field} AS correlation" if correlation_field else ""
-    where = ["t.type = 'Journal'", f"tl.subsidiary = {literal(subsidiary)}"]
+    where = ["t.type = 'Journal'", f"tl.subsidiary = {literal(subsidiary)}", "tal.posting = 'T'"]
     if periods is not None:
         where.append(f"t.postingperiod IN ({', '.join(map(literal, periods)) or 'NULL'})")
     if accounts is not None:
         where.append(f"tal.account IN ({', '.join(map(literal, accounts)) or 'NULL'})")
     return (
-        "SELECT t.id, t.externalid, t.postingperiod, t.trandate, t.currency, t.memo, "
+        "SELECT t.id, t.externalid, t.postingperiod, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS "
+        "trandate, t.currency, t.memo, "
         "t.createddate, tl.subsidiary, tl.id AS line, tl.entity, tl.memo AS linememo, "
         f"tl.debitforeignamount, tl.creditforeignamount, tal.account, tal.debit, tal.credit{corr} "
         "FROM transaction t "
@@ -228,7 +229,8 @@ def _headers(df: pd.DataFrame, entity_id: str) -> pd.DataFrame:
          "content_hash": None, "reverses": parsed["reverses"].to_numpy(), "correction": None,
          "run_id": None, "memo": first.get("memo"),
          "transaction_date": pd.to_datetime(first["trandate"].map(parse_date)).dt.date.to_numpy(),
-         "posted_at": pd.to_datetime(first["createddate"], utc=True, format="mixed").to_numpy()}
+         "posted_at": pd.to_datetime(first["createddate"], utc=True, format="mixed",
+                                     errors="coerce").to_numpy()}
     )  # fmt: skip
     return h.reindex(columns=JOURNAL_COLS).reset_index(drop=True)
 

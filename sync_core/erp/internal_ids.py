@@ -11,7 +11,8 @@ knows account numbers, ISO currency codes, ``erp_subsidiary_id``, months and
    client's lifetime, which is one posting run): accounts by ``acctnumber``, currencies by
    ``symbol``, subsidiaries by ``id`` or ``name``, customers by ``entityid`` or
    ``externalid``, and accounting periods by their start date, with their ``closed`` flag
-   (all posting periods in one query; a quarter or a year is not a posting period).
+   (all posting periods in one query, dates as ``TO_CHAR(..., 'YYYY-MM-DD')``; a quarter or a
+   year is not a posting period).
 
 A key that neither gives is ``None``: the journal that needs it is not sent
 (:mod:`sync_core.erp.netsuite_body`). The reverse maps (internal id -> key) serve the GL read
@@ -56,8 +57,9 @@ def literal(value) -> str:
 
 
 def parse_date(value) -> dt.date | None:
-    """A SuiteQL date: ISO (``2025-03-01``, with or without a time) or NetSuite's default
-    ``M/D/YYYY`` (or ``D.M.YYYY``); None when empty or unreadable."""
+    """A SuiteQL date: ISO (``2025-03-01``, with or without a time; the queries here select
+    ``TO_CHAR(date, 'YYYY-MM-DD')`` so that NetSuite's date preference does not matter), else
+    NetSuite's default ``M/D/YYYY`` (or ``D.M.YYYY``); None when empty or unreadable."""
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
@@ -160,7 +162,8 @@ class InternalIds:
             if self._periods is not None:
                 return self._periods
         rows = [] if self._query is None else self._query(
-            "SELECT id, periodname, startdate, enddate, closed, isposting FROM accountingperiod "
+            "SELECT id, periodname, TO_CHAR(startdate, 'YYYY-MM-DD') AS startdate, "
+            "TO_CHAR(enddate, 'YYYY-MM-DD') AS enddate, closed, isposting FROM accountingperiod "
             "ORDER BY id")  # fmt: skip
         periods = []
         for r in rows:
