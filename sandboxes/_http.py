@@ -1,12 +1,15 @@
 """HTTP plumbing shared by the sandbox servers: a threaded server bound to loopback only,
-which can drop its open connections on close."""
+which can drop its open connections on close, the request handler base every verb of which
+goes to ``_dispatch(method)``, and the command-line serving loop."""
 
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
-from http.server import ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -52,3 +55,55 @@ def check_host(host: str) -> str:
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"the sandbox binds to a loopback address only, not {host!r}")
     return host
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no Nagle delay, requests logged only when the server is verbose;
+    every verb calls ``self._dispatch(method)``, which subclasses define."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 120  # idle keep-alive connections close after this
+    server: SandboxServer
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+
+def serve_until_stopped(server: SandboxServer, banner: str, cleanup: Callable[[], None]) -> int:
+    """Serve until SIGTERM or Ctrl-C (printing ``banner`` first), then close the server, its
+    open connections and ``cleanup()``; the exit code."""
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(banner, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        server.close_connections()
+        cleanup()
+    return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
-from sandboxes._http import check_host
+from sandboxes._http import check_host, serve_until_stopped
 from sandboxes.billing_api import __doc__ as PACKAGE_DOC
 from sandboxes.billing_api.server import BillingState, _prepare_folder, _Server
 
@@ -29,22 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     state = BillingState(folder)
     server = _Server((check_host(a.host), a.port), state, a.verbose)
     host, port = server.server_address[:2]
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"Billing sandbox listening on http://{host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        server.close_connections()
-        if tmp is not None:
-            tmp.cleanup()
-    return 0
+    return serve_until_stopped(
+        server,
+        f"Billing sandbox listening on http://{host}:{port}",
+        tmp.cleanup if tmp is not None else lambda: None,
+    )
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sandboxes._http import SandboxServer, check_host
+from sandboxes._http import SandboxHandler, SandboxServer, check_host
 from sandboxes.billing_api.collections import API_VERSION, MAX_BODY, ApiError, _dumps
 from sandboxes.billing_api.params import Params, parse_form
 from sandboxes.billing_api.state import BillingState
@@ -22,25 +21,8 @@ from sandboxes.billing_api.state import BillingState
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(SandboxHandler):
     server_version = "BillingSandbox/1.0"
-    disable_nagle_algorithm = True
-    timeout = 120
-    server: _Server
-
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         state = self.server.state

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
-from sandboxes._http import check_host
+from sandboxes._http import check_host, serve_until_stopped
 from sandboxes.erp_server import __doc__ as PACKAGE_DOC
 from sandboxes.erp_server.auth import SandboxAuth
 from sandboxes.erp_server.config import FaultConfig
@@ -88,21 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     state = ErpState(a.db, faults, auth, master, a.filedrop)
     server = _Server((check_host(a.host), a.port), state, a.verbose)
     host, port = server.server_address[:2]
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"ERP sandbox listening on http://{host}:{port}/services/rest", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        server.close_connections()
-        state.store.close()
-    return 0
+    return serve_until_stopped(
+        server, f"ERP sandbox listening on http://{host}:{port}/services/rest", state.store.close
+    )
 
 
 if __name__ == "__main__":

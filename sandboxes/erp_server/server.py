@@ -21,10 +21,9 @@ import dataclasses
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
-from sandboxes._http import SandboxServer
+from sandboxes._http import SandboxHandler, SandboxServer
 from sandboxes.erp_server import hooks
 from sandboxes.erp_server.auth import TOKEN_PATH, Authenticator, SandboxAuth
 from sandboxes.erp_server.config import ALL, FaultConfig
@@ -139,31 +138,8 @@ def retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": f"{seconds:g}", "Retry-After-Ms": str(round(seconds * 1000))}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(SandboxHandler):
     server_version = "ErpSandbox/2.0"
-    disable_nagle_algorithm = True
-    timeout = 120  # idle keep-alive connections close after this
-    server: _Server
-
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PATCH(self):
-        self._dispatch("PATCH")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         state = self.server.state
