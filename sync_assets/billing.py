@@ -13,7 +13,16 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import BillingSourceResource
 from resources.warehouse import split_partition_key
-from sync_assets.metadata import exceptions_check, frame_metadata, with_exceptions
+from sync_assets.metadata import (
+    INTEGRATION,
+    MASTER_DATA,
+    TABLE_KINDS,
+    exceptions_check,
+    frame_metadata,
+    quarantine_check_spec,
+    table_metadata,
+    with_exceptions,
+)
 from sync_assets.partitions import combined, entity_period_partitions
 from sync_core import ingest
 from sync_core.contracts import MODELS, LegalEntityModel, UsageDailyModel, split_valid
@@ -26,7 +35,6 @@ with warnings.catch_warnings():  # dagster-pandera is marked beta; the API is wh
         name: pandera_schema_to_dagster_type(model)
         for name, model in {**MODELS, "usage_daily": UsageDailyModel}.items()
     }
-_CHECK = "no_quarantined_records"
 # a backfill of an entity's months is one run that reads the source once per object
 _RANGED = dg.BackfillPolicy.single_run()
 
@@ -36,11 +44,24 @@ def read_partitions(source: BillingSourceResource, object_name: str, keys) -> pd
     return combined(source.read_partitions(object_name, [split_partition_key(k) for k in keys]))
 
 
+def _out_spec(object_name: str) -> dict:
+    """Owner, kinds, tags and column schema of a billing multi-asset output."""
+    return {
+        "owners": INTEGRATION,
+        "kinds": TABLE_KINDS,
+        "tags": {"domain": "billing"},
+        "metadata": table_metadata(object_name),
+    }
+
+
 @dg.asset(
     group_name=GROUP,
     dagster_type=_TYPES["legal_entities"],
     io_manager_key="warehouse_io",
-    kinds={"pandas"},
+    kinds=TABLE_KINDS,
+    owners=MASTER_DATA,
+    tags={"domain": "reference_data"},
+    metadata=table_metadata("legal_entities"),
 )
 def legal_entities(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
     """Legal entities with their functional currency, ERP subsidiary and recognition method.
@@ -57,7 +78,7 @@ def legal_entities(context: dg.AssetExecutionContext, billing_source: BillingSou
     return dg.Output(good, metadata=frame_metadata(good))
 
 
-def _simple_ingest_asset(object_name: str, amount: str | None, description: str):
+def _simple_ingest_asset(object_name: str, amount: str | None, description: str, owners):
     key = dg.AssetKey(object_name)
 
     @dg.asset(
@@ -69,8 +90,11 @@ def _simple_ingest_asset(object_name: str, amount: str | None, description: str)
         dagster_type=_TYPES[object_name],
         io_manager_key="warehouse_io",
         deps=[legal_entities],
-        check_specs=[dg.AssetCheckSpec(_CHECK, asset=key)],
-        kinds={"pandas"},
+        check_specs=[quarantine_check_spec(object_name)],
+        kinds=TABLE_KINDS,
+        owners=owners,
+        tags={"domain": "billing"},
+        metadata=table_metadata(object_name),
     )
     def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
         raw = read_partitions(billing_source, object_name, context.partition_keys)
@@ -85,16 +109,32 @@ def _simple_ingest_asset(object_name: str, amount: str | None, description: str)
 
 
 customers = _simple_ingest_asset(
-    "customers", None, "Customers with the platform id <-> ERP id crosswalk."
+    "customers",
+    None,
+    "Customers of the month with the billing platform id <-> ERP customer id crosswalk; a "
+    "customer without an ERP id holds its journals for master data.",
+    MASTER_DATA,
 )
 subscription_contracts = _simple_ingest_asset(
     "subscription_contracts",
     None,
-    "Subscription contracts as versioned amendments (new, upgrade, downgrade, ...).",
+    "Subscription contracts as versioned amendments (new, upgrade, downgrade, quantity "
+    "change, cancel, renew), each version with its price, quantity and currency.",
+    INTEGRATION,
 )
-payments = _simple_ingest_asset("payments", "amount", "Payments and refunds.")
+payments = _simple_ingest_asset(
+    "payments",
+    "amount",
+    "Payments and refunds of the month with their currency and FX rate; totals per "
+    "currency in the metadata.",
+    INTEGRATION,
+)
 disputes = _simple_ingest_asset(
-    "disputes", "amount", "Disputes (chargebacks) of payments, with their fees and outcome."
+    "disputes",
+    "amount",
+    "Disputes (chargebacks) of payments, with their fees and outcome; disputed amounts per "
+    "currency in the metadata.",
+    INTEGRATION,
 )
 
 
@@ -104,14 +144,22 @@ disputes = _simple_ingest_asset(
     backfill_policy=_RANGED,
     outs={
         "usage_events": dg.AssetOut(
-            dagster_type=_TYPES["usage_events"], io_manager_key="warehouse_io"
+            dagster_type=_TYPES["usage_events"],
+            io_manager_key="warehouse_io",
+            description="Raw metered usage events of the month, deduplicated on their "
+            "idempotency key (event_id); what usage-based invoices are billed from.",
+            **_out_spec("usage_events"),
         ),
         "usage_daily": dg.AssetOut(
-            dagster_type=_TYPES["usage_daily"], io_manager_key="warehouse_io"
+            dagster_type=_TYPES["usage_daily"],
+            io_manager_key="warehouse_io",
+            description="Usage per subscription item, metric and UTC day (quantity and "
+            "event count), derived from usage_events.",
+            **_out_spec("usage_daily"),
         ),
     },
     deps=[legal_entities],
-    check_specs=[dg.AssetCheckSpec(_CHECK, asset="usage_events")],
+    check_specs=[quarantine_check_spec("usage_events")],
     can_subset=False,
 )
 def usage(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
@@ -132,23 +180,29 @@ def usage(context: dg.AssetExecutionContext, billing_source: BillingSourceResour
     yield exceptions_check(dg.AssetKey("usage_events"), exc)
 
 
-def _document_asset(object_name: str, line_object: str, description: str):
+def _document_asset(object_name: str, line_object: str, descriptions: tuple[str, str]):
     @dg.multi_asset(
         name=object_name,
         group_name=GROUP,
-        description=description,
+        description=f"{descriptions[0]} {descriptions[1]}",
         partitions_def=entity_period_partitions,
         backfill_policy=_RANGED,
         outs={
             object_name: dg.AssetOut(
-                dagster_type=_TYPES[object_name], io_manager_key="warehouse_io"
+                dagster_type=_TYPES[object_name],
+                io_manager_key="warehouse_io",
+                description=descriptions[0],
+                **_out_spec(object_name),
             ),
             line_object: dg.AssetOut(
-                dagster_type=_TYPES[line_object], io_manager_key="warehouse_io"
+                dagster_type=_TYPES[line_object],
+                io_manager_key="warehouse_io",
+                description=descriptions[1],
+                **_out_spec(line_object),
             ),
         },
         deps=[legal_entities],
-        check_specs=[dg.AssetCheckSpec(_CHECK, asset=object_name)],
+        check_specs=[quarantine_check_spec(object_name)],
         can_subset=False,
     )
     def _asset(context: dg.AssetExecutionContext, billing_source: BillingSourceResource):
@@ -173,8 +227,22 @@ def _document_asset(object_name: str, line_object: str, description: str):
 
 
 invoices = _document_asset(
-    "invoices", "invoice_lines", "Finalized invoices and their lines (service periods, tax)."
+    "invoices",
+    "invoice_lines",
+    (
+        "Finalized invoices of the month (status, subtotal, tax, total, FX rate); invoice "
+        "totals per currency in the metadata.",
+        "The lines of the month's invoices with their service periods, proration and tax; "
+        "line amounts per currency in the metadata.",
+    ),
 )
 credit_notes = _document_asset(
-    "credit_notes", "credit_note_lines", "Credit notes (pre/post payment) and their lines."
+    "credit_notes",
+    "credit_note_lines",
+    (
+        "Credit notes of the month (pre or post payment) with how each is settled (refund, "
+        "credit balance, out of band); totals per currency in the metadata.",
+        "The lines of the month's credit notes: the invoice line each reduces (or pro rata) "
+        "and an optional service period; amounts per currency in the metadata.",
+    ),
 )

@@ -1,11 +1,40 @@
-"""Legal entity x accounting period partitions shared by every partitioned asset."""
+"""Legal entity x accounting period partitions shared by every partitioned asset.
+
+The first month is ``SYNC_FIRST_PERIOD`` (``YYYY-MM`` or ``YYYY-MM-01``; default
+``2025-01``), read when the code location loads: set it to the first month with data. The
+last month is the current one (``end_offset=1``). Partition keys stay ``YYYY-MM-01``. Moving
+the first month later on a running deployment hides the months before it from the UI,
+backfills and sensors (their rows and materializations are kept); moving it earlier adds
+months.
+"""
+
+import os
+import re
 
 import dagster as dg
 import pandas as pd
 
 from resources.warehouse import split_partition_key
 
-FIRST_PERIOD = "2025-01-01"
+DEFAULT_FIRST_PERIOD = "2025-01-01"
+
+
+def first_period(value: str | None, today: pd.Timestamp | None = None) -> str:
+    """``SYNC_FIRST_PERIOD`` as the ``YYYY-MM-01`` start of the monthly partitions: a month
+    from 2000 up to the current one, else ``ValueError`` naming the value."""
+    if not value:
+        return DEFAULT_FIRST_PERIOD
+    m = re.fullmatch(r"(\d{4})-(\d{2})(-01)?", value.strip())
+    now = (today or pd.Timestamp.now(tz="UTC")).strftime("%Y-%m")
+    if m is None or not 1 <= int(m[2]) <= 12 or not "2000-01" <= f"{m[1]}-{m[2]}" <= now:
+        raise ValueError(
+            f"SYNC_FIRST_PERIOD={value!r}: expected a month YYYY-MM (or YYYY-MM-01) from "
+            f"2000-01 to the current month {now}"
+        )
+    return f"{m[1]}-{m[2]}-01"
+
+
+FIRST_PERIOD = first_period(os.getenv("SYNC_FIRST_PERIOD"))
 # a ranged run of several partitions (what a single-run backfill launches)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 

@@ -16,7 +16,15 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from resources.erp import ErpResource
-from sync_assets.metadata import frame_metadata, with_exceptions
+from sync_assets.metadata import (
+    ERP_KINDS,
+    INTEGRATION,
+    currency_totals,
+    frame_metadata,
+    money_entries,
+    table_metadata,
+    with_exceptions,
+)
 from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import JournalLineModel
 from sync_core.erp.approvals import fingerprint
@@ -40,10 +48,21 @@ with warnings.catch_warnings():
         dg.AssetDep("revenue_schedules"),
         dg.AssetDep("accounting_lines"),
     ],
-    check_specs=[dg.AssetCheckSpec("no_held_journals", asset="erp_postings")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_held_journals",
+            asset="erp_postings",
+            description="WARN while journals of the partition are held (in the exception "
+            "queue with reason and owner) instead of posted; held journals are reconciling "
+            "items until the replay posts them.",
+        )
+    ],
     pool="erp_api",
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"pandas"},
+    kinds=ERP_KINDS,
+    owners=INTEGRATION,
+    tags={"domain": "posting"},
+    metadata=table_metadata("erp_postings"),
 )
 def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp: ErpResource):
     """Every proposed journal line of the period with its posting status (posted, or held with
@@ -91,6 +110,7 @@ def erp_postings(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             stale_reversed=stale,
             approval=approval.pop() if len(approval) == 1 else dg.MetadataValue.json(approvals),
             debits_functional=int(posted["debit_functional"].sum()) if len(posted) else 0,
+            **money_entries("debits_functional", currency_totals(posted, "debit_functional")),
             **counts,
         ),
     )

@@ -17,7 +17,15 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from resources import WarehouseResource
 from resources.erp import ErpResource
 from sync_assets import billing
-from sync_assets.metadata import check_result, frame_metadata
+from sync_assets.metadata import (
+    FINANCE,
+    TABLE_KINDS,
+    check_result,
+    currency_totals,
+    frame_metadata,
+    money_entries,
+    table_metadata,
+)
 from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import ProposedJournalModel
 from sync_core.proposal import may_post, propose
@@ -95,7 +103,10 @@ def _still_open(queue: pd.DataFrame, posting_earlier: frozenset) -> pd.DataFrame
         for name, text in CHECKS.items()
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"pandas"},
+    kinds=TABLE_KINDS,
+    owners=FINANCE,
+    tags={"domain": "posting"},
+    metadata=table_metadata("proposed_journals"),
 )
 def proposed_journals(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, erp: ErpResource
@@ -125,6 +136,7 @@ def proposal_metadata(p: pd.DataFrame) -> dict:
     journals = p.drop_duplicates("journal_key")
     count = lambda s: {str(k): int(v) for k, v in s.value_counts().items()}  # noqa: E731
     held = journals[journals["status"] == "held"]
+    to_post = p[(p["status"] == "ready") & (p["action"] != "unchanged")]
     return frame_metadata(
         p,
         None,
@@ -134,4 +146,6 @@ def proposal_metadata(p: pd.DataFrame) -> dict:
         to_post=dg.MetadataValue.int(
             int(((journals["status"] == "ready") & (journals["action"] != "unchanged")).sum())
         ),
+        # what the run would post, per functional currency (the journals' debits)
+        **money_entries("to_post_debits_functional", currency_totals(to_post, "debit_functional")),
     )

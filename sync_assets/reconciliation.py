@@ -20,10 +20,16 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from resources.erp import ErpResource
-from sync_assets.metadata import frame_metadata
+from sync_assets.metadata import (
+    ERP_KINDS,
+    FINANCE,
+    TABLE_KINDS,
+    amount_entry,
+    frame_metadata,
+    table_metadata,
+)
 from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
-from sync_core.money import to_major
 from sync_core.reconcile import (
     ERROR,
     KINDS,
@@ -45,6 +51,14 @@ with warnings.catch_warnings():
         name: pandera_schema_to_dagster_type(DERIVED_MODELS[name])
         for name in ("reconciliation", "reconciliation_items")
     }
+_DESCRIPTIONS = {
+    "reconciliation": "Per account and currency at the month's end: the subledger, the GL "
+    "read back from the ERP, the listed reconciling items and the drift left over, with its "
+    "severity by the entity's materiality (PASS at zero, WARN up to it, ERROR above).",
+    "reconciliation_items": "The reconciling items a controller works through: journals "
+    "held in the exception queue and journals posted in a later ERP period, per journal and "
+    "account, with amount, reason and owner.",
+}
 CHECKS = {
     "gl_equals_subledger": "per account and currency, subledger - GL - reconciling items = 0 "
     "(WARN up to the entity's materiality, ERROR above; passes only at zero)",
@@ -135,14 +149,15 @@ def reconcile_months(wh, erp: ErpResource, entity: str, periods: list[pd.Timesta
 
 
 def _drift_metadata(result: pd.DataFrame) -> dict:
-    """Functional drift per account in major units, as floats the UI plots over time."""
+    """Functional drift per account: ``drift_<account>`` in major units, a float the UI plots
+    over time, and ``drift_<account>_display``, the exact amount with its currency."""
     f = result[result["kind"] == "functional"]
     if f.empty:  # a GL read without functional amounts: the functional-currency rows
         f = result[result["currency"] == result["currency"].mode().iloc[0]] if len(result) else f
-    return {
-        f"drift_{r.account}": dg.MetadataValue.float(float(to_major(r.drift, r.currency)))
-        for r in f.itertuples(index=False)
-    }
+    meta: dict = {}
+    for r in f.itertuples(index=False):
+        meta.update(amount_entry(f"drift_{r.account}", int(r.drift), r.currency))
+    return meta
 
 
 def _gl_check(result: pd.DataFrame, items: pd.DataFrame, known: bool) -> dg.AssetCheckResult:
@@ -191,7 +206,11 @@ def _completeness_check(offenders: pd.DataFrame) -> dg.AssetCheckResult:
             dagster_type=_TYPES[name],
             io_manager_key="warehouse_io",
             group_name="reconciliation",
-            kinds={"pandas"},
+            description=_DESCRIPTIONS[name],
+            owners=FINANCE,
+            kinds=ERP_KINDS if name == "reconciliation" else TABLE_KINDS,
+            tags={"domain": "reconciliation"},
+            metadata=table_metadata(name),
         )  # fmt: skip
         for name in _TYPES
     },

@@ -26,7 +26,14 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from resources import WarehouseResource
 from sync_assets import billing
-from sync_assets.metadata import check_result, frame_metadata, with_exceptions
+from sync_assets.metadata import (
+    FINANCE,
+    TABLE_KINDS,
+    check_result,
+    frame_metadata,
+    table_metadata,
+    with_exceptions,
+)
 from sync_assets.partitions import combined, entity_period_partitions, partitions_by_entity
 from sync_core.contracts.derived import DERIVED_MODELS
 from sync_core.proposal_checks import rollforward_balances
@@ -47,10 +54,33 @@ _EMPTY_EXC = pd.DataFrame(columns=["entity_id", "period", "object_type", "source
                                    "message", "owner"])  # fmt: skip
 
 
+_DESCRIPTIONS = {
+    "revenue_schedules": "One row per source (invoice line, credit note, void, refund, "
+    "dispute, uncollectible) and recognition month: revenue recognized, billed, deferred and "
+    "unbilled balances, in the transaction and the functional currency. A late document for "
+    "a closed month lands in the first open month as a marked correction.",
+    "revenue_rollforward": "Deferred revenue rollforward per currency and month: opening + "
+    "billings - recognized - credits = closing deferred, and unbilled AR; the "
+    "rollforward_balances check stops posting when it does not hold.",
+    "deferred_revenue_waterfall": "Deferred revenue waterfall: revenue recognized in the "
+    "month by the month it was billed, per currency.",
+    "accounting_lines": "The month's accounting lines per business event (debit / credit per "
+    "account, transaction and functional currency): the subledger's journal view that "
+    "proposed_journals groups into ERP journals.",
+}
+
+
 def _outs() -> dict[str, dg.AssetOut]:
     return {
         name: dg.AssetOut(
-            dagster_type=_TYPES[name], io_manager_key="warehouse_io", group_name="revenue"
+            dagster_type=_TYPES[name],
+            io_manager_key="warehouse_io",
+            group_name="revenue",
+            description=_DESCRIPTIONS[name],
+            owners=FINANCE,
+            kinds=TABLE_KINDS,
+            tags={"domain": "revenue"},
+            metadata=table_metadata(name),
         )
         for name in _TYPES
     }
