@@ -274,11 +274,15 @@ def evaluate(
 )
 def stripe_event_sensor(context: dg.SensorEvaluationContext, stripe: StripeResource):
     known = set(context.instance.get_dynamic_partitions(entity_partitions.name))
-    ev = evaluate(stripe, context.cursor, known)
+    now = time.time()
+    ev = evaluate(stripe, context.cursor, known, now=now)
     if ev.batch_id:
+        # event lag of the tick: now - created of the newest event processed (the cursor's
+        # high-water mark), in the sensor's tick log
+        lag = now - json.loads(ev.cursor)["high_water"]
         context.log.info(
             f"landed batch {ev.batch_id} ({ev.events} events: {ev.landed}); "
-            f"{len(ev.run_requests)} partitions"
+            f"{len(ev.run_requests)} partitions; lag {lag:.0f}s (now - newest event created)"
         )
     return dg.SensorResult(
         run_requests=ev.run_requests,

@@ -12,7 +12,16 @@ from schedules import nightly_sync_schedule, period_close_schedule
 from schedules.stripe_reconcile import stripe_nightly_reconcile
 from sensors import legal_entity_sensor, posting_replay_sensor
 from sensors.stripe_events import stripe_event_sensor
-from sync_assets import billing, exception_queue, postings, proposals, reconciliation, revenue
+from sync_assets import (
+    billing,
+    close_status,
+    exception_queue,
+    ops_metrics,
+    postings,
+    proposals,
+    reconciliation,
+    revenue,
+)
 from sync_assets.approvals import approve_postings
 from sync_assets.jobs import billing_sync_job, legal_entities_job, posting_replay_job
 
@@ -94,7 +103,16 @@ def build_resources() -> dict:
 
 
 ALL_ASSETS = dg.load_assets_from_modules(
-    [billing, revenue, proposals, postings, exception_queue, reconciliation]
+    [
+        billing,
+        revenue,
+        proposals,
+        postings,
+        exception_queue,
+        reconciliation,
+        close_status,
+        ops_metrics,
+    ]
 )
 
 defs = dg.Definitions(
