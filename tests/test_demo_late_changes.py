@@ -18,11 +18,17 @@ import sqlalchemy as sa
 from sync_assets import demo_run
 from sync_core import filedrop
 from sync_core.demo import late_changes
+from sync_core.warehouse.schema import TABLES
 from sync_core.warehouse.store import Warehouse
 
 pytestmark = pytest.mark.slow  # two `make demo` runs of one entity x 12 months
 
-BUSINESS = demo_run.INGEST + demo_run.DERIVED + ["legal_entities", "exceptions"]
+# the assets stored as warehouse tables (not the queue view, close_status and ops_metrics, whose
+# rows carry the time and run that computed them)
+BUSINESS = [n for n in demo_run.INGEST + demo_run.DERIVED if n in TABLES] + [
+    "legal_entities",
+    "exceptions",
+]
 ARGS = ["--subscriptions", "60", "--seed", "7", "--year", "2025", "--entity", "US01"]
 
 
