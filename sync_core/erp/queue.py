@@ -3,6 +3,13 @@
 A journal held by a posting rule, a closed period, a missing invoice journal or an ERP
 refusal is *opened* (or seen again: ``attempts`` + 1, ``last_seen``); when a later run posts
 it, the row is *resolved* and kept, so the queue is also the history of what went wrong.
+
+Each open row also says how the replay treats it (``sync_core.erp.replay_policy``):
+``replay`` is ``timer`` (retried with backoff at ``next_attempt_at``), ``gave_up`` (a timer
+row past its attempts: open, no longer retried, its owner told) or what it waits for
+(``customer_erp_ids``, ``erp_config``, ``erp_periods``, ``invoice_posted``, ``approval``,
+``source_change``). A table created before these columns existed gets them (nullable) when
+the queue is opened; its rows are scheduled from their reason and attempts until seen again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
+
+from sync_core.erp.replay_policy import schedule
 
 queue_metadata = sa.MetaData()
 
@@ -32,6 +41,8 @@ posting_exceptions = sa.Table(
     sa.Column("status", sa.Text, nullable=False),  # open | resolved
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("replay", sa.Text, nullable=True),  # replay_policy.schedule
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
 )
 sa.Index(
     "ix_posting_exceptions_status", posting_exceptions.c.status, posting_exceptions.c.entity_id
@@ -47,6 +58,7 @@ class ExceptionQueue:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         queue_metadata.create_all(engine, checkfirst=True)
+        _add_missing_columns(engine, posting_exceptions)
 
     def record(
         self,
@@ -70,7 +82,13 @@ class ExceptionQueue:
                         t.c.status == "open",
                         t.c.journal_key.in_(posted_keys[i : i + 1000]),
                     )
-                    .values(status="resolved", resolved_at=now, last_seen=now, run_id=run_id)
+                    .values(
+                        status="resolved",
+                        resolved_at=now,
+                        last_seen=now,
+                        run_id=run_id,
+                        next_attempt_at=None,
+                    )
                 )
         rows = _by_key(held.to_dict("records")) if len(held) else {}
         if not rows:
@@ -86,12 +104,14 @@ class ExceptionQueue:
         for key, (r, times) in rows.items():
             stage = r.get("stage")  # NaN when rows with and without a stage were concatenated
             stage = stage if isinstance(stage, str) else STAGE_OF.get(r["reason_code"], "erp")
+            attempts = found.get(key, 0) + times
+            replay, next_at = schedule(r["reason_code"], r["owner"], attempts, now)
             values = {
                 "period": pd.Timestamp(r["period"]).date(), "document_id": r["document_id"],
                 "event": r["event"], "stage": stage,
                 "reason_code": r["reason_code"], "message": r["message"], "owner": r["owner"],
                 "last_seen": now, "status": "open", "resolved_at": None, "run_id": run_id,
-                "attempts": found.get(key, 0) + times,
+                "attempts": attempts, "replay": replay, "next_attempt_at": next_at,
             }  # fmt: skip
             if key in found:
                 seen.append({"w_entity": entity_id, "w_key": key, **values})
@@ -111,6 +131,31 @@ class ExceptionQueue:
     def all(self) -> pd.DataFrame:
         return self._read()
 
+    def posted_invoices(self, pairs: set[str]) -> set[str]:
+        """The ``entity|invoice`` pairs whose invoice journal is in the posting log (the
+        ledger tables beside the queue): what a ``waiting_for_invoice`` row waits for."""
+        from sync_core.erp.ledger import journals, ledger_metadata
+
+        by_entity: dict[str, list[str]] = {}
+        for p in pairs:
+            entity, invoice = p.split("|", 1)
+            by_entity.setdefault(entity, []).append(invoice)
+        if not by_entity:
+            return set()
+        ledger_metadata.create_all(self.engine, tables=[journals], checkfirst=True)
+        found = set()
+        with self.engine.connect() as conn:
+            for entity, ids in by_entity.items():
+                for i in range(0, len(ids), 1000):
+                    found.update(f"{entity}|{d}" for d in conn.execute(
+                        sa.select(journals.c.document_id).distinct().where(
+                            journals.c.entity_id == entity,
+                            journals.c.event == "invoice_finalized",
+                            journals.c.reverses.is_(None),
+                            journals.c.document_id.in_(ids[i : i + 1000]),
+                        )).scalars())  # fmt: skip
+        return found
+
     def _read(self, status: str | None = None, entity_id: str | None = None) -> pd.DataFrame:
         t = posting_exceptions
         q = sa.select(t).order_by(t.c.entity_id, t.c.period, t.c.journal_key)
@@ -121,6 +166,18 @@ class ExceptionQueue:
         with self.engine.connect() as conn:
             res = conn.execute(q)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """A queue created before a nullable column was added gets it (idempotent; as the
+    ledger tables migrate, ``sync_core.erp.ledger``)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in have]
+    if missing:
+        with engine.begin() as conn:
+            for col in missing:
+                ddl = col.type.compile(dialect=engine.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
 
 
 def _by_key(rows: list[dict]) -> dict[str, tuple[dict, int]]:
