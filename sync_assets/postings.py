@@ -158,7 +158,59 @@ def _post_month(context, wh, erp, entity: str, period: pd.Timestamp, proposal: p
     finally:
         if rest is not None:
             rest.close()
+    refuse_on_auth_failure(erp, entity, period, report)
     return posting_state(proposal, report), report, approval
+
+
+AUTH_REASONS = ("invalid_login", "insufficient_permission")
+# the settings each scheme reads (names only: the values are secrets)
+AUTH_SETTINGS = {
+    "oauth2": "SYNC_ERP_CLIENT_ID, SYNC_ERP_CERTIFICATE_ID and SYNC_ERP_PRIVATE_KEY (the "
+    "certificate's key, mapped to the integration record and role in NetSuite)",
+    "tba": "SYNC_NETSUITE_ACCOUNT, SYNC_ERP_CONSUMER_KEY / SYNC_ERP_CONSUMER_SECRET and "
+    "SYNC_ERP_TOKEN_ID / SYNC_ERP_TOKEN_SECRET",
+    "bearer": "SYNC_ERP_TOKEN",
+}
+
+
+def refuse_on_auth_failure(erp: ErpResource, entity: str, period: pd.Timestamp, report) -> None:
+    """Fail the run when the ERP refused the login (401) or the permission (403): every other
+    journal would be refused the same way. What was attempted is already recorded (accepted
+    journals in the posting log, refused ones in the exception queue, one transaction per
+    batch), so a rerun after the fix posts exactly the rest; no other month of the run posts."""
+    held = report.held
+    if not len(held) or "reason_code" not in held:
+        return
+    refused = held[held["reason_code"].isin(AUTH_REASONS)].drop_duplicates("journal_key")
+    if refused.empty:
+        return
+    scheme = (erp.rest_auth or "bearer").lower()
+    reason = refused["reason_code"].mode().iloc[0]
+    what = (
+        "refused the login (HTTP 401, invalid_login)"
+        if reason == "invalid_login"
+        else "refused the permission (HTTP 403, insufficient_permission)"
+    )
+    fix = (
+        f"check SYNC_ERP_AUTH={scheme} and {AUTH_SETTINGS.get(scheme, 'its settings')}"
+        if reason == "invalid_login"
+        else f"check the role of the SYNC_ERP_AUTH={scheme} integration: it needs REST Web "
+        "Services, Log in using Access Tokens / OAuth 2.0, Journal Entry (Create, Edit) and "
+        "SuiteQL (Transactions) permissions"
+    )
+    raise dg.Failure(
+        description=f"The ERP at {erp.rest_base_url or 'SYNC_NETSUITE_ACCOUNT'} {what} for "
+        f"{len(refused)} journal(s) of {entity} {period:%Y-%m}: {fix}. Nothing else was "
+        "posted; the refused journals wait in the exception queue (owner integration) and post "
+        "on the next run after the fix.",
+        metadata={
+            "auth_scheme": scheme,
+            "reason": reason,
+            "refused_journals": len(refused),
+            "posted_now": len(report.posted),
+            "partition": f"{entity} {period:%Y-%m}",
+        },
+    )
 
 
 def posting_state(proposal: pd.DataFrame, report) -> pd.DataFrame:
