@@ -6,11 +6,13 @@ from pathlib import Path
 import dagster as dg
 
 from resources import BillingSourceResource, WarehouseIOManager, WarehouseResource
+from resources.alerts import AlertWebhookResource
 from resources.erp import ErpResource
 from resources.stripe import StripeResource
 from schedules import nightly_sync_schedule, period_close_schedule
 from schedules.stripe_reconcile import stripe_nightly_reconcile
 from sensors import legal_entity_sensor, posting_replay_sensor
+from sensors.alerts import ALERT_SENSORS
 from sensors.stripe_events import stripe_event_sensor
 from sync_assets import (
     billing,
@@ -83,6 +85,13 @@ def build_resources() -> dict:
             config_path=setting("SYNC_ERP_CONFIG"),
         ),
         "warehouse": warehouse,
+        # alerts are off (the sensors skip, stopped by default) without SYNC_ALERT_WEBHOOK_URL
+        "alerts": AlertWebhookResource(
+            url=dg.EnvVar("SYNC_ALERT_WEBHOOK_URL") if os.getenv("SYNC_ALERT_WEBHOOK_URL") else None,
+            ui_url=os.getenv("SYNC_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
+            backlog_max_open=int(os.getenv("SYNC_ALERT_BACKLOG_MAX_OPEN", "50")),
+            backlog_max_age_days=int(os.getenv("SYNC_ALERT_BACKLOG_MAX_AGE_DAYS", "7")),
+        ),
         "warehouse_io": WarehouseIOManager(warehouse=warehouse),
         "billing_source": BillingSourceResource(
             kind=setting("SYNC_SOURCE_KIND"),
@@ -118,7 +127,7 @@ ALL_ASSETS = dg.load_assets_from_modules(
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=[billing_sync_job, legal_entities_job, posting_replay_job, approve_postings],
-    sensors=[legal_entity_sensor, posting_replay_sensor, stripe_event_sensor],
+    sensors=[legal_entity_sensor, posting_replay_sensor, stripe_event_sensor, *ALERT_SENSORS],
     schedules=[nightly_sync_schedule, period_close_schedule, stripe_nightly_reconcile],
     resources=build_resources(),
 )
