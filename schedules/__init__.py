@@ -1,4 +1,4 @@
-"""Schedules: the nightly sync and the period-close run (batch)."""
+"""Schedules: the nightly sync and the period close of the month just ended (batch)."""
 
 from schedules.nightly import nightly_sync_schedule, period_close_schedule
 

@@ -1,4 +1,17 @@
-"""`billing-sync run --source PATH`: run a file drop (a finance user's own case) through the chain.
+"""`billing-sync run|close|reopen|periods|replay|export`: the platform from the command line.
+
+- ``run --source PATH``: run a file drop (a finance user's own case) through the chain;
+- ``close ENTITY YYYY-MM --by NAME`` / ``reopen ENTITY YYYY-MM --by NAME --reason TEXT``: the
+  period close and reopen of the ``period_close`` / ``period_reopen`` jobs
+  (``sync_assets.close_jobs``, the same functions), refused with every reason, exit code 1;
+- ``periods [ENTITY [YYYY-MM STATUS]]``: list the revenue close and the ERP periods, or set an
+  ERP period's status (``sync_core.erp.periods``);
+- ``replay ENTITY YYYY-MM``: retry the month's open posting exceptions (the ``posting_replay``
+  job's assets, what the replay sensor requests, in process);
+- ``export ledger|close-log|exceptions --out FILE.csv``: the ledger's journal lines, the
+  period close log or the posting exception queue as CSV.
+
+What ``run`` does with a drop:
 
 Which partitions a drop touches (legal entity x month, ``YYYY-MM-01``):
 
@@ -29,9 +42,12 @@ from pathlib import Path
 import pandas as pd
 
 from sync_core import filedrop
+from sync_core.erp.periods import STATUSES, period_table, set_period_status
+from sync_core.period_close_flow import PeriodCloseRefused, close_log
 
 Partition = tuple[str, str]
 _OBJECTS = list(filedrop.PERIOD_COLUMN) + list(filedrop.HEADER_OF)
+EXPORTS = ("ledger", "close-log", "exceptions")
 
 
 @dataclass
@@ -196,11 +212,32 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="start", type=_month_arg, help="first month, YYYY-MM")
     run.add_argument("--to", dest="end", type=_month_arg, help="last month, YYYY-MM")
     run.add_argument("--quiet", action="store_true", help="no per-partition progress lines")
+    close = sub.add_parser("close", help="close a month: revenue and ERP period, audited")
+    reopen = sub.add_parser("reopen", help="reopen the last closed month (reason required)")
+    replay = sub.add_parser("replay", help="retry a month's open posting exceptions")
+    for cmd in (close, reopen, replay):
+        cmd.add_argument("entity")
+        cmd.add_argument("period", type=_month_arg, help="YYYY-MM")
+    for cmd in (close, reopen):
+        cmd.add_argument("--by", default=os.getenv("USER"), help="who (default: $USER)")
+    reopen.add_argument("--reason", required=True, help="why the month reopens (recorded)")
+    periods = sub.add_parser("periods", help="list closes and ERP periods, or set one's status")
+    periods.add_argument("entity", nargs="?")
+    periods.add_argument("period", nargs="?", type=_month_arg, help="YYYY-MM (to set)")
+    periods.add_argument("status", nargs="?", choices=STATUSES)
+    export = sub.add_parser("export", help="write the ledger, close log or queue to CSV")
+    export.add_argument("what", choices=EXPORTS)
+    export.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    export.add_argument("--entity", help="only this legal entity")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    commands = {"close": close, "reopen": reopen, "periods": periods, "replay": replay,
+                "export": export}  # fmt: skip
+    if args.command in commands:
+        return commands[args.command](args)
     if not args.source.is_dir():
         print(f"billing-sync: source folder {args.source} does not exist", file=sys.stderr)
         return 2
@@ -252,6 +289,109 @@ def run(parts: DropPartitions, quiet: bool = False, trigger: str = "billing-sync
         f"in {took:.1f}s\n"
     )
     runner.print_summary(resources, parts.derived, parts.entities)
+    return 0
+
+
+def _configured():
+    """The configured instance and resources (what the code location uses)."""
+    from sync_assets import runner
+    from sync_assets.definitions import build_resources
+
+    return runner.instance(), build_resources()
+
+
+def _stores():
+    """The configured warehouse and ERP resource, their settings read."""
+    resources = _configured()[1]
+    return (resources["warehouse"].process_config_and_initialize().get(),
+            resources["erp"].process_config_and_initialize())  # fmt: skip
+
+
+def _refused(exc: Exception) -> int:
+    print(f"billing-sync: {exc}", file=sys.stderr)
+    return 1
+
+
+def _done(record) -> int:
+    extra = f" ({record.reason})" if record.reason else ""
+    print(f"{record.entity_id} {record.period} {record.action} by {record.by}{extra} at "
+          f"{record.at:%Y-%m-%d %H:%M:%S} UTC: revenue closed through "
+          f"{record.revenue_closed_through}, ERP period {record.erp_status}")  # fmt: skip
+    return 0
+
+
+def close(args) -> int:
+    """``billing-sync close``: ``close_jobs.close_month``, what the ``period_close`` job runs."""
+    from sync_assets.close_jobs import close_month
+
+    try:
+        return _done(close_month(*_configured(), args.entity, args.period, args.by))
+    except (PeriodCloseRefused, ValueError) as exc:
+        return _refused(exc)
+
+
+def reopen(args) -> int:
+    """``billing-sync reopen``: ``close_jobs.reopen_month``, what ``period_reopen`` runs."""
+    from sync_assets.close_jobs import reopen_month
+
+    resources = _configured()[1]
+    try:
+        return _done(reopen_month(resources, args.entity, args.period, args.by, args.reason))
+    except (PeriodCloseRefused, ValueError) as exc:
+        return _refused(exc)
+
+
+def periods(args) -> int:
+    """``billing-sync periods``: list, or set one ERP period's status."""
+    wh, erp = _stores()
+    ledger = erp.engine()
+    if args.status:
+        set_period_status(ledger, args.entity, f"{args.period}-01", args.status)
+        print(f"{args.entity} {args.period}: ERP period {args.status}")
+        return 0
+    if args.period:
+        print("billing-sync: periods ENTITY YYYY-MM needs a STATUS to set", file=sys.stderr)
+        return 2
+    closes = {e: f"{t:%Y-%m}" for e, t in wh.closed_through().items()}
+    erp = period_table(ledger)
+    entities = sorted({e for e in closes} | {e for e, _ in erp})
+    for entity in [args.entity] if args.entity else entities:
+        months = ", ".join(f"{p:%Y-%m} {s}" for (e, p), s in erp.items() if e == entity)
+        print(f"{entity}: revenue closed through {closes.get(entity, '-')}; "
+              f"ERP periods: {months or 'all open'}")  # fmt: skip
+    return 0
+
+
+def replay(args) -> int:
+    """``billing-sync replay``: ``close_jobs.replay_month`` (the ``posting_replay`` job's
+    assets for the month, in process, when it has open posting exceptions)."""
+    from sync_assets.close_jobs import replay_month
+
+    try:
+        before, after = replay_month(*_configured(), args.entity, args.period)
+    except RuntimeError as exc:
+        return _refused(exc)
+    print(f"{args.entity} {args.period}: {before} open posting exceptions replayed, "
+          f"{before - after} posted, {after} still open")  # fmt: skip
+    return 0
+
+
+def export(args) -> int:
+    """``billing-sync export``: one table as CSV (``--entity`` keeps one legal entity)."""
+    wh, erp = _stores()
+    if args.what == "ledger":
+        heads = erp.ledger().journals()
+        lines = erp.ledger().lines(list(heads["external_id"]))
+        df = lines.merge(heads, on="external_id", how="left", suffixes=("", "_journal"))
+    elif args.what == "close-log":
+        df = close_log(wh)
+    else:
+        df = erp.queue().all()
+    if args.entity and "entity_id" in df:
+        df = df[df["entity_id"] == args.entity]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(args.out, index=False)
+    print(f"wrote {len(df)} rows of {args.what} to {args.out}")
     return 0
 
 

@@ -1,7 +1,6 @@
 """The one place that assembles the code location's Definitions."""
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
@@ -25,34 +24,14 @@ from sync_assets import (
     revenue,
 )
 from sync_assets.approvals import approve_postings
+from sync_assets.close_jobs import period_close, period_reopen
 from sync_assets.jobs import billing_sync_job, legal_entities_job, posting_replay_job
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LOCAL = PROJECT_ROOT / ".local"
-
-# Settings (README, "Settings"). Values are read through EnvVar at run time, so they are not
-# shown in the UI; os.getenv only decides whether a setting is present.
-SETTINGS = {
-    "SYNC_WAREHOUSE_URL": f"sqlite:///{LOCAL / 'warehouse.sqlite'}",
-    "SYNC_SOURCE_KIND": "demo",
-    "SYNC_SOURCE_PATH": str(LOCAL / "demo_source"),
-    "SYNC_ERP_TARGET": "sql_ledger",
-    "SYNC_ERP_URL": None,
-    "SYNC_ERP_AUTH": "bearer",  # oauth2 | tba | bearer (sync_core/erp/auth.py)
-    "SYNC_ERP_TOKEN": None,
-    "SYNC_NETSUITE_ACCOUNT": None,
-    "SYNC_ERP_CLIENT_ID": None,
-    "SYNC_ERP_CERTIFICATE_ID": None,
-    "SYNC_ERP_PRIVATE_KEY": None,
-    "SYNC_ERP_CONSUMER_KEY": None,
-    "SYNC_ERP_CONSUMER_SECRET": None,
-    "SYNC_ERP_TOKEN_ID": None,
-    "SYNC_ERP_TOKEN_SECRET": None,
-    "SYNC_ERP_CONFIG": None,
-    "SYNC_STRIPE_URL": "https://api.stripe.com",
-    "SYNC_STRIPE_DEFAULT_ENTITY": None,
-    "SYNC_STRIPE_LEGAL_ENTITIES": None,
-}
+# Settings (README, "Settings"): the documented defaults live in sync_core.settings (shared with
+# the command-line tools; LOCAL, PROJECT_ROOT and SETTINGS keep their names here). Values are
+# read through EnvVar at run time, so they are not shown in the UI; os.getenv only decides
+# whether a setting is present.
+from sync_core.settings import LOCAL, PROJECT_ROOT, SETTINGS  # noqa: F401
 
 
 def setting(name: str):
@@ -87,7 +66,9 @@ def build_resources() -> dict:
         "warehouse": warehouse,
         # alerts are off (the sensors skip, stopped by default) without SYNC_ALERT_WEBHOOK_URL
         "alerts": AlertWebhookResource(
-            url=dg.EnvVar("SYNC_ALERT_WEBHOOK_URL") if os.getenv("SYNC_ALERT_WEBHOOK_URL") else None,
+            url=dg.EnvVar("SYNC_ALERT_WEBHOOK_URL")
+            if os.getenv("SYNC_ALERT_WEBHOOK_URL")
+            else None,
             ui_url=os.getenv("SYNC_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
             backlog_max_open=int(os.getenv("SYNC_ALERT_BACKLOG_MAX_OPEN", "50")),
             backlog_max_age_days=int(os.getenv("SYNC_ALERT_BACKLOG_MAX_AGE_DAYS", "7")),
@@ -126,7 +107,14 @@ ALL_ASSETS = dg.load_assets_from_modules(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[billing_sync_job, legal_entities_job, posting_replay_job, approve_postings],
+    jobs=[
+        billing_sync_job,
+        legal_entities_job,
+        posting_replay_job,
+        approve_postings,
+        period_close,
+        period_reopen,
+    ],
     sensors=[legal_entity_sensor, posting_replay_sensor, stripe_event_sensor, *ALERT_SENSORS],
     schedules=[nightly_sync_schedule, period_close_schedule, stripe_nightly_reconcile],
     resources=build_resources(),
