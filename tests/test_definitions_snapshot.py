@@ -38,7 +38,11 @@ def describe(d: dg.Definitions) -> dict:
         "assets": assets,
         "jobs": sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__")),
         "sensors": {
-            s.name: {"job": s.job_name, "interval_s": s.minimum_interval_seconds}
+            s.name: {
+                # run-status sensors (alerts) watch runs and target no job
+                "job": s.job_name if s.has_jobs else None,
+                "interval_s": s.minimum_interval_seconds,
+            }
             for s in d.sensors or []
         },
         "schedules": {
