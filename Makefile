@@ -37,8 +37,9 @@ sync: $(STAMP) instance
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+UI_PORT ?= 3000
 ui: $(STAMP) instance
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 validate: $(STAMP) instance
 	$(BIN)/dagster definitions validate -w workspace.yaml

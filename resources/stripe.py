@@ -12,7 +12,9 @@ from sync_core.stripe.landing import LEGAL_ENTITIES
 class StripeResource(dg.ConfigurableResource):
     """Stripe (or the sandbox billing API) and the canonical mirror folder.
 
-    ``api_key`` always comes from ``EnvVar("STRIPE_API_KEY")`` (never shown in the UI);
+    ``api_key`` always comes from ``EnvVar("STRIPE_API_KEY")`` (never shown in the UI); it is
+    ``None`` where the variable is unset, and then :meth:`client` refuses with the setting
+    named (the Stripe sensor skips instead of failing every tick);
     ``base_url`` is ``https://api.stripe.com`` or the sandbox (``SYNC_STRIPE_URL``);
     ``stripe_version`` is pinned so payload shapes do not change under us. Records without
     ``metadata.legal_entity`` take ``default_entity``. ``mirror_path`` is the folder the
@@ -20,7 +22,7 @@ class StripeResource(dg.ConfigurableResource):
     copied into a mirror that has none (Stripe does not know the legal entities' books).
     """
 
-    api_key: str
+    api_key: str | None = None
     base_url: str = "https://api.stripe.com"
     stripe_version: str = DEFAULT_STRIPE_VERSION
     default_entity: str | None = None
@@ -30,6 +32,8 @@ class StripeResource(dg.ConfigurableResource):
     max_retries: int = 4
 
     def client(self) -> StripeClient:
+        if not self.api_key:
+            raise dg.Failure("no Stripe API key: set STRIPE_API_KEY (a restricted read-only key)")
         return StripeClient(
             base_url=self.base_url,
             api_key=self.api_key,

@@ -81,7 +81,7 @@ def build_resources() -> dict:
         ),
         # Stripe lands into the mirror that a stripe_mirror source reads (SYNC_SOURCE_PATH)
         "stripe": StripeResource(
-            api_key=dg.EnvVar("STRIPE_API_KEY"),
+            api_key=dg.EnvVar("STRIPE_API_KEY") if os.getenv("STRIPE_API_KEY") else None,
             base_url=setting("SYNC_STRIPE_URL"),
             default_entity=setting("SYNC_STRIPE_DEFAULT_ENTITY"),
             mirror_path=setting("SYNC_SOURCE_PATH")

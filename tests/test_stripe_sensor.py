@@ -265,3 +265,12 @@ def test_sensor_batch_then_materialized_partitions_post_the_invoice(api, stripe,
             "select document_id, event from ledger_journals where document_id = 'in_1'", conn
         )
     assert posted["event"].tolist() == ["invoice_finalized"]
+
+
+def test_without_a_stripe_key_the_sensor_skips_with_the_setting_named(instance, tmp_path):
+    keyless = StripeResource(api_key=None, mirror_path=str(tmp_path / "mirror"))
+    ctx = dg.build_sensor_context(instance=instance, resources={"stripe": keyless})
+    result = stripe_event_sensor(ctx)
+    assert isinstance(result, dg.SkipReason) and "STRIPE_API_KEY" in result.skip_message
+    with pytest.raises(dg.Failure, match="STRIPE_API_KEY"):
+        keyless.client()
