@@ -101,7 +101,7 @@ class SqlLedger:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         ledger_metadata.create_all(engine, checkfirst=True)
-        _add_missing_columns(engine, journals)
+        add_missing_columns(engine, journals)
         _add_missing_indexes(engine, journals)
 
     # -- reads ---------------------------------------------------------------------------
@@ -217,8 +217,9 @@ def _add_missing_indexes(engine: sa.Engine, table: sa.Table) -> None:
                 conn.execute(sa.schema.CreateIndex(ix, if_not_exists=True))
 
 
-def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
-    """A ledger created before a nullable column was added gets it (idempotent)."""
+def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """A table (the ledger's, the exception queue's) created before a nullable column was
+    added gets it (idempotent)."""
     have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
     missing = [c for c in table.columns if c.name not in have]
     if missing:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from sync_core.erp.ledger import add_missing_columns
 from sync_core.erp.replay_policy import schedule
 
 queue_metadata = sa.MetaData()
@@ -58,7 +59,7 @@ class ExceptionQueue:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         queue_metadata.create_all(engine, checkfirst=True)
-        _add_missing_columns(engine, posting_exceptions)
+        add_missing_columns(engine, posting_exceptions)
 
     def record(
         self,
@@ -166,18 +167,6 @@ class ExceptionQueue:
         with self.engine.connect() as conn:
             res = conn.execute(q)
             return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-
-
-def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
-    """A queue created before a nullable column was added gets it (idempotent; as the
-    ledger tables migrate, ``sync_core.erp.ledger``)."""
-    have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
-    missing = [c for c in table.columns if c.name not in have]
-    if missing:
-        with engine.begin() as conn:
-            for col in missing:
-                ddl = col.type.compile(dialect=engine.dialect)
-                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
 
 
 def _by_key(rows: list[dict]) -> dict[str, tuple[dict, int]]:
