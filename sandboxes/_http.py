@@ -107,3 +107,42 @@ def serve_until_stopped(server: SandboxServer, banner: str, cleanup: Callable[[]
         server.close_connections()
         cleanup()
     return 0
+
+
+class BackgroundSandbox:
+    """A sandbox server on a daemon thread, as tests and benchmarks use it: :meth:`_serve`
+    starts it (``root_url`` is ``http://host:port``), :meth:`close` (or leaving the ``with``
+    block) stops it, drops its open connections and calls :meth:`_cleanup` once."""
+
+    _server: SandboxServer
+    root_url: str
+
+    def _serve(self, server: SandboxServer) -> str:
+        self._server = server
+        h, p = server.server_address[:2]
+        self.root_url = f"http://{h}:{p}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+        return self.root_url
+
+    def _cleanup(self) -> None:
+        """What the subclass releases after the server stops (a temp folder, a database)."""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join(timeout=5)
+        self._cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

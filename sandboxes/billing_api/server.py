@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sandboxes._http import SandboxHandler, SandboxServer, check_host
+from sandboxes._http import BackgroundSandbox, SandboxHandler, SandboxServer, check_host
 from sandboxes.billing_api.collections import API_VERSION, MAX_BODY, ApiError, _dumps
 from sandboxes.billing_api.params import Params, parse_form
 from sandboxes.billing_api.state import BillingState
@@ -182,7 +182,7 @@ def _prepare_folder(
 # -------------------------------------------------------------------------------- Python API
 
 
-class BillingSandbox:
+class BillingSandbox(BackgroundSandbox):
     """The sandbox billing API on a background thread, on a free loopback port.
 
     ``BillingSandbox(data_dir)`` serves an existing canonical folder (or generates into it when
@@ -205,14 +205,7 @@ class BillingSandbox:
         folder, self._tmp = _prepare_folder(data_dir, subscriptions, seed, year, bad_rows)
         self.data_dir = folder
         self.state = BillingState(folder)
-        self._server = _Server((check_host(host), port), self.state, verbose)
-        h, p = self._server.server_address[:2]
-        self.url = f"http://{h}:{p}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        self._closed = False
+        self.url = self._serve(_Server((check_host(host), port), self.state, verbose))
 
     @property
     def request_count(self) -> int:
@@ -252,22 +245,9 @@ class BillingSandbox:
             for oid in coll.objs:
                 coll.json(oid)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_connections()
-        self._thread.join(timeout=5)
+    def _cleanup(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
-
-    def __enter__(self) -> BillingSandbox:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"BillingSandbox({self.url})"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import threading
 
-from sandboxes._http import check_host
+from sandboxes._http import BackgroundSandbox, check_host
 from sandboxes.erp_server import hooks
 from sandboxes.erp_server.auth import TOKEN_PATH, SandboxAuth
 from sandboxes.erp_server.config import FaultConfig
@@ -17,7 +16,7 @@ from sandboxes.erp_server.server import BASE, ErpState, _Server
 GENERATE = object()  # default of ``auth``: fresh test credentials
 
 
-class ErpSandbox:
+class ErpSandbox(BackgroundSandbox):
     """The sandbox ERP served from a background thread on a free local port.
 
     ``with ErpSandbox(tmp_path / "erp.sqlite", latency_ms=5, max_concurrency=2) as erp:``
@@ -56,16 +55,8 @@ class ErpSandbox:
                 master.add(master_data)
         self.auth: SandboxAuth | None = auth
         self.state = ErpState(db_path, FaultConfig(**faults), auth, master, filedrop)
-        self._server = _Server((check_host(host), port), self.state, verbose)
-        h, p = self._server.server_address[:2]
-        self.root_url = f"http://{h}:{p}"
-        self.url = self.root_url + BASE
+        self.url = self._serve(_Server((check_host(host), port), self.state, verbose)) + BASE
         self.token_url = self.url + TOKEN_PATH
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        self._closed = False
 
     @property
     def account(self) -> str | None:
@@ -102,21 +93,8 @@ class ErpSandbox:
     def reset(self) -> None:
         self.state.reset()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_connections()
-        self._thread.join(timeout=5)
+    def _cleanup(self) -> None:
         self.state.store.close()
-
-    def __enter__(self) -> ErpSandbox:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ErpSandbox({self.url}, {self.auth!r}, {self.state.config!r})"
