@@ -30,7 +30,8 @@ def fixture(name: str) -> dict:
 def charge(currency: str = "usd", amount: int = 3100) -> dict:
     ch = fixture("charge")
     ch.update(id="ch_1", amount=amount, currency=currency, customer="cus_1", invoice="in_1",
-              created=T0 + DAY, status="succeeded")  # fmt: skip
+              created=T0 + DAY, status="succeeded", captured=True,
+              amount_captured=amount)  # fmt: skip
     return ch
 
 

@@ -37,8 +37,10 @@ def invoice(iid: str = "in_1", amount: int = 1000) -> dict:
 
 def charge(cid="ch_1", pi: str | None = "pi_1", *, status="succeeded", created=PAID, amount=1000):
     ch = fixture("charge")
+    ok = status == "succeeded"
     ch.update(id=cid, payment_intent=pi, amount=amount, currency="usd", customer="cus_1",
-              status=status, created=created, paid=status == "succeeded")  # fmt: skip
+              status=status, created=created, paid=ok, captured=ok,
+              amount_captured=amount if ok else 0)  # fmt: skip
     return ch
 
 
@@ -281,3 +283,24 @@ def test_a_refund_in_a_later_batch_takes_its_payment_s_invoice(mirror):
 def test_the_vendored_fixtures_are_stripes_objects(name):
     obj = fixture(name)
     assert obj["object"] == name and obj["id"]
+
+
+def test_an_uncaptured_charge_is_not_a_payment():
+    # Stripe's example charge is an authorization (captured: false): no money moved yet
+    auth = charge("ch_2", None)
+    auth.update(captured=False, amount_captured=0)
+    out = normalize_all(invoices=[invoice()], charges=[auth])
+    assert out.payments.empty
+    assert "ch_2" in set(out.notes["source_id"])
+
+
+def test_a_partial_capture_is_the_captured_amount():
+    # authorized 1,000, captured 600: the PaymentIntent received 600, one payment of 600
+    ch = charge()
+    ch.update(amount_captured=600)
+    pi = payment_intent(received=600)
+    out = normalize_all(invoices=[invoice()], charges=[ch], payment_intents=[pi],
+                        invoice_payments=[by_intent(amount=600)])  # fmt: skip
+    assert out.payments[["payment_id", "amount", "status"]].values.tolist() == [
+        ["pi_1", 600, "succeeded"]
+    ]

@@ -182,6 +182,8 @@ class Payments:
         s = self._settlement(self.settlement_of(cid, h.ref(ch.get("payment_intent"))))
         s.charges.append(cid)
         status = ch.get("status") if ch.get("status") in (SUCCEEDED, FAILED) else None
+        if status == SUCCEEDED and ch.get("captured") is False:
+            status = None  # an authorization only: no money moved until it is captured
         self._add(s, _Source("charge", ch, status), self._legacy_invoice(ch),
                   h.ref(ch.get("customer")))  # fmt: skip
 
@@ -212,7 +214,10 @@ class Payments:
 
     def _amount(self, src: _Source) -> int:
         h = self.h
-        name = {"charge": "amount", "payment_intent": "amount_received"}.get(src.kind)
+        if src.kind == "charge" and src.status == SUCCEEDED and src.obj.get("amount_captured"):
+            name = "amount_captured"  # a partial capture moved only this much
+        else:
+            name = {"charge": "amount", "payment_intent": "amount_received"}.get(src.kind)
         name = name or "amount_paid"
         return h.int(src.obj.get(name), name)
 
@@ -263,7 +268,8 @@ class Payments:
         invoice, customer = self.links(s.sid)
         ordered = sorted(s.sources, key=lambda x: _RANK.get((x.kind, x.status), 9))
         self.row(
-            [x.obj for x in ordered if x.status is not None],
+            # entity and rate from the settled objects only, never from a failed attempt
+            [x.obj for x in ordered if x.status == best.status],
             best.obj,
             s.sid,
             "payment",
