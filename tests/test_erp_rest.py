@@ -391,3 +391,22 @@ def test_connection_refused_is_retried_then_failed_without_read_backs():
     assert isinstance(out, PostOutcome)
     assert (out.status, out.error_code, out.attempts, out.checks) == (
         "failed", "CONNECTION_ERROR", 3, 0)  # fmt: skip
+
+
+def test_an_answer_cut_mid_body_after_the_write_is_read_back_not_a_crash(erp, monkeypatch):
+    # the PUT reaches the ERP, then the connection drops while the answer is read
+    real = requests.Session.request
+
+    def cut(self, method, url, **kw):
+        resp = real(self, method, url, **kw)
+        if method == "PUT":
+            raise requests.exceptions.ChunkedEncodingError("connection broken mid-answer")
+        return resp
+
+    monkeypatch.setattr(requests.Session, "request", cut)
+    with client_of(erp) as c:
+        (out,) = c.post_journals("US01", lines("E-cut"))
+    assert (out.status, out.checks) == ("posted", 1)
+    assert erp.stats()["writes"] == 1
+    assert stored(erp, "E-cut") == [("1100", "debit", Decimal("100.25")),
+                                    ("4000", "credit", Decimal("100.25"))]  # fmt: skip

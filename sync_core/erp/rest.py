@@ -212,6 +212,8 @@ class RestErpClient:
                     _maybe_sent(exc))  # fmt: skip
             except requests.ConnectionError as exc:
                 return None, no_answer("CONNECTION_ERROR", str(exc)[:300]), None, _maybe_sent(exc)
+            except requests.RequestException as exc:  # an answer cut mid-body: after the write?
+                return None, no_answer("CONNECTION_ERROR", type(exc).__name__), None, True
             finally:
                 self._gate.release(throttled=resp is not None and resp.status_code == 429)
             if 200 <= resp.status_code < 300:
