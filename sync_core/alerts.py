@@ -18,6 +18,7 @@ sender applies it to every payload. No Dagster imports.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,9 @@ from sync_core.erp.replay_policy import GAVE_UP, schedule
 
 ALERT_CHECKS = ("gl_equals_subledger", "postings_complete")
 MAX_MESSAGE = 1500
+# what a check evaluation's fingerprint is made of: the drift / the incomplete documents
+_FINGERPRINT_KEYS = ("max_abs_drift_minor", "accounts_with_drift", "drift_rows",
+                     "incomplete_documents", "by_reason", "documents")  # fmt: skip
 
 
 def _section(text: str) -> dict:
@@ -114,6 +118,34 @@ def check_failure_alert(asset_path: list[str], check: str, partition: str | None
         fields.append(("run", run_id[:8]))
     return payload(f"Check failed: {'/'.join(asset_path)} {check}", fields,
                    ("Open the asset in Dagster", asset_url(ui_url, asset_path)))  # fmt: skip
+
+
+def check_key(asset_path: list[str], check: str, partition: str | None) -> str:
+    """``<asset>|<check>|<partition>``: what a check failure is remembered under."""
+    return f"{'/'.join(asset_path)}|{check}|{partition or ''}"
+
+
+def check_fingerprint(passed: bool, severity: str, metadata: dict) -> str:
+    """A short hash of (passed, severity, the drift / the incomplete documents) of an
+    evaluation (``metadata`` as plain values): the same failure re-evaluated gives the same
+    fingerprint, a changed drift another one."""
+    facts = {k: v for k, v in metadata.items()
+             if k in _FINGERPRINT_KEYS or (k.startswith("drift_") and not k.endswith("_display"))}  # fmt: skip
+    text = json.dumps([bool(passed), severity, facts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def more_failures_alert(failures: list[tuple[list[str], str, str | None, str]],
+                        ui_url: str) -> dict:  # fmt: skip
+    """One message for the failures beyond a tick's per-message cap: ``and N more failing
+    checks: ...`` (asset path, check, partition, severity each)."""
+    lines = [f"{'/'.join(a)} {c} {p or '(unpartitioned)'} ({s})" for a, c, p, s in failures]
+    title = f"and {len(failures)} more failing checks"
+    message = payload(title, [("failing checks", len(failures))],
+                      ("Open the asset in Dagster", asset_url(ui_url, failures[0][0])),
+                      shorten("\n".join(lines)))  # fmt: skip
+    message["text"] = shorten(f"{title}: {', '.join(lines)}", 600)
+    return message
 
 
 @dataclass(frozen=True)

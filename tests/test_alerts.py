@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.utils import make_new_run_id
 
 from resources.alerts import AlertDeliveryError, AlertWebhookResource
 from sandboxes.erp_server import ErpSandbox
@@ -200,3 +204,77 @@ def test_an_owner_backlog_is_told_once_and_delivery_failures_name_no_url(tmp_pat
     finally:
         down.close()
     assert "HTTP 500" in str(err.value) and CANARY not in str(err.value)
+
+
+def evaluate(instance, partition: str, revenue_minor: int | None, check="gl_equals_subledger"):
+    """A (runless) evaluation of a reconciliation check: failing with a Revenue drift of
+    ``revenue_minor``, or passing (None)."""
+    drift = {} if revenue_minor is None else {
+        "drift_Revenue": dg.MetadataValue.float(revenue_minor / 100),
+        "max_abs_drift_minor": dg.MetadataValue.int(abs(revenue_minor)),
+        "accounts_with_drift": dg.MetadataValue.int(1),
+        "drift_rows": dg.MetadataValue.json([{"account": "Revenue",
+                                              "drift": str(revenue_minor)}]),
+    }  # fmt: skip
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("reconciliation"), check_name=check,
+        passed=revenue_minor is None, severity=dg.AssetCheckSeverity.ERROR,
+        metadata=drift, partition=partition)  # fmt: skip
+    event = DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, "reconcile_job",
+                         event_specific_data=evaluation)  # fmt: skip
+    instance.store_event(EventLogEntry(error_info=None, level="INFO", user_message="",
+                                       run_id=make_new_run_id(), timestamp=time.time(),
+                                       dagster_event=event))  # fmt: skip
+
+
+def tick(instance, hook, cursor=None):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"alerts": alerts_resource(hook)})  # fmt: skip
+    return check_failure_alert_sensor(ctx)
+
+
+def test_a_failure_is_alerted_once_and_again_when_its_drift_changes(hook):
+    key = partition_key("US01", MONTH)
+    with dg.instance_for_test() as instance:
+        first = tick(instance, hook)
+        evaluate(instance, key, -12_345)
+        second = tick(instance, hook, first.cursor)
+        assert len(hook.bodies) == 1 and not second.skip_reason
+        evaluate(instance, key, -12_345)  # a later refresh: the same failure
+        third = tick(instance, hook, second.cursor)
+        assert third.skip_reason and len(hook.bodies) == 1  # not sent again
+        evaluate(instance, key, -20_000)  # the drift changed: news
+        fourth = tick(instance, hook, third.cursor)
+        assert len(hook.bodies) == 2 and "Revenue -200.00" in json.dumps(hook.bodies[1])
+        evaluate(instance, key, None)  # fixed: forgotten
+        fifth = tick(instance, hook, fourth.cursor)
+        assert json.loads(fifth.cursor)["failing"] == {}
+        evaluate(instance, key, -20_000)  # failing again: a new failure
+        tick(instance, hook, fifth.cursor)
+    assert len(hook.bodies) == 3
+    assert "*entity*: US01" in json.dumps(hook.bodies[0])
+    assert_no_secret(hook.bodies)
+
+
+def test_a_backfill_of_many_failing_partitions_is_paged_and_capped(hook, monkeypatch):
+    monkeypatch.setattr("sensors.alerts.PAGE", 7)  # several pages of history
+    keys = [partition_key(f"E{i:02d}", MONTH) for i in range(25)]
+    with dg.instance_for_test() as instance:
+        start = tick(instance, hook)
+        for i, key in enumerate(keys):
+            evaluate(instance, key, -(i + 1) * 100)
+        result = tick(instance, hook, start.cursor)
+        assert len(hook.bodies) == 21  # 20 messages and one summary
+        again = tick(instance, hook, result.cursor)
+        assert again.skip_reason
+        for i, key in enumerate(keys):  # a nightly refresh: every month unchanged but E00
+            evaluate(instance, key, -(i + 1) * 100 if i else -999)
+        tick(instance, hook, again.cursor)  # E00 is 4 pages back: still read
+    singles, summary = hook.bodies[:20], hook.bodies[20]
+    assert [b["text"].startswith("Check failed:") for b in singles] == [True] * 20
+    assert {f"*entity*: E{i:02d}" in json.dumps(b) for i, b in enumerate(singles)} == {True}
+    assert summary["text"].startswith("and 5 more failing checks: ")
+    assert all(f"E{i:02d}|{MONTH}" in summary["text"] for i in range(20, 25))
+    (changed,) = hook.bodies[21:]
+    assert "*entity*: E00" in json.dumps(changed) and "Revenue -9.99" in json.dumps(changed)
+    assert_no_secret(hook.bodies)
