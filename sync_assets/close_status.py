@@ -35,7 +35,8 @@ COLUMN_DOCS = {
     "stage": (
         "string",
         "furthest step reached cleanly: not_ingested, ingested, recognized, "
-        "proposed, posting_held, posted, reconciled, closed",
+        "proposed, posting_held, posted, reconciled, close_incomplete (revenue closed, ERP "
+        "period still open: run the close again), closed",
     ),
     "waiting_on": ("string", "who must act: open exceptions per owner, drift for finance"),
     "ingested_at": ("timestamp", "latest billing materialization of the partition"),

@@ -173,6 +173,11 @@ def close_refusals(wh: Warehouse, ledger: sa.Engine, entity_id: str, period, by:
         first = through + pd.DateOffset(months=1)
         out.append(f"{entity_id} revenue is closed through {through:%Y-%m}: close "
                    f"{first:%Y-%m}..{before:%Y-%m} first (months close in order)")  # fmt: skip
+    # the last close left revenue closed and the ERP period open: it did not finish
+    last_open = through is not None and period_status(ledger, entity_id, through) == "open"
+    if last_open and month > through:
+        out.append(f"{entity_id} {through:%Y-%m}: revenue is closed but its ERP period is still "
+                   "open (a close that did not finish): close it again first")  # fmt: skip
     state = month_state(wh, ledger, entity_id, month)
     if state["revenue_closed"] and state["erp_status"] != "open":
         out.append(f"{entity_id} {month:%Y-%m} is already closed (revenue closed through "

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 OWNERS = ("finance", "master_data", "integration")
 STAGES = ("not_ingested", "ingested", "recognized", "proposed", "posting_held", "posted",
-          "reconciled", "closed")  # fmt: skip
+          "reconciled", "close_incomplete", "closed")  # fmt: skip
 
 status_metadata = sa.MetaData()
 
@@ -160,9 +160,11 @@ def status_row(
 
 def stage_of(row: Mapping) -> str:
     """The furthest step reached: a month is only ``posted`` with nothing held, only
-    ``reconciled`` without drift, ``closed`` when its revenue close covers it."""
+    ``reconciled`` without drift, ``closed`` when its revenue close covers it and its ERP
+    period is closed too; revenue closed with the ERP period still open is a close that did
+    not finish (``close_incomplete``: run the close again, or reopen)."""
     if row["revenue_closed"]:
-        return "closed"
+        return "closed" if row["erp_period_closed"] else "close_incomplete"
     if row["ingested_at"] is None and row["records"] == 0:
         return "not_ingested"
     if row["reconciled"] and row["held_journals"] == 0:
@@ -185,6 +187,8 @@ def waiting_on(row: Mapping, by_owner: Mapping[str, int]) -> str | None:
     if row["accounts_with_drift"]:
         n = row["accounts_with_drift"]
         parts.append(f"finance: drift on {n} account{'s' * (n != 1)}")
+    if row["revenue_closed"] and not row["erp_period_closed"]:
+        parts.append("finance: ERP period still open (run the close again, or reopen)")
     return "; ".join(parts) or None
 
 

@@ -190,10 +190,13 @@ def test_reopen_needs_a_reason_then_reopens_both_and_is_audited(env):
     assert launch(period_reopen, env, {**reopen, "reason": "again"}).success is False
 
 
-def test_a_half_done_close_is_completed_by_running_it_again(env):
+def test_a_half_done_close_is_completed_by_running_it_again(env, capsys):
     wh, ledger = env["wh"], sa.create_engine(env["url"])
     wh.close_period("US01", "2025-01-01", "alice")  # revenue closed, the ERP step never ran
     assert state(env)["erp_status"] == "open"
+    # the next month cannot close over it
+    assert cli.main(["close", "US01", "2025-02", "--by", "alice"]) == 1
+    assert "2025-01: revenue is closed but its ERP period is still open" in capsys.readouterr().err
     assert cli.main(["close", "US01", "2025-01", "--by", "alice"]) == 0
     assert period_status(ledger, "US01", "2025-01-01") == "closed"
     assert cli.main(["close", "US01", "2025-01", "--by", "alice"]) == 1  # already closed

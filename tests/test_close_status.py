@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from sync_assets import runner
 from sync_assets.partitions import entity_partitions, partition_key
+from sync_core.erp.periods import set_period_status
 from sync_core.status import read_status
 from tests.helpers import make_resources, materialize
 
@@ -161,7 +162,13 @@ def test_a_closed_month_names_who_closed_it(chain):
     key = partition_key("US01", "2025-01-01")
     assert materialize(instance, resources, ["close_status"], key).success
     row = _row(resources, "US01", "2025-01-01")
-    assert row["stage"] == "closed" and row["revenue_closed"] and row["closed_by"] == "alice"
+    # revenue closed, the ERP period still open: a close that did not finish says so
+    assert row["stage"] == "close_incomplete" and row["revenue_closed"]
+    assert "ERP period still open" in row["waiting_on"] and row["closed_by"] == "alice"
+    set_period_status(resources["erp"].ledger().engine, "US01", "2025-01-01", "closed")
+    assert materialize(instance, resources, ["close_status"], key).success
+    row = _row(resources, "US01", "2025-01-01")
+    assert row["stage"] == "closed" and row["erp_period_closed"]
     assert not _row(resources, "US01", "2025-02-01")["revenue_closed"]
     # the period close audit, when it exists, names the closer of that month
     with wh.engine.begin() as conn:
