@@ -147,6 +147,15 @@ def test_unresolved_references_become_a_rejected_outcome_with_the_reason():
     assert "'9999'" in out.message and "'C-NEW'" in out.message
 
 
+def test_a_journal_with_no_transaction_currency_amount_is_integrations_not_master_data():
+    # an FX journal carries functional amounts only: nothing NetSuite can take, and no master
+    # data fixes it, so it waits for the integration team (a replay on customer ids never helps)
+    got = journal_body(lines(0), InternalIds(config()), "US01")
+    assert isinstance(got, Unresolved)
+    assert (got.reason, got.owner) == ("invalid_content", "integration")
+    assert got.missing == ("no line has an amount in the transaction currency",)
+
+
 class FakeSuiteQL:
     """SuiteQL answers of a small account, and the queries asked."""
 

@@ -232,8 +232,9 @@ def journal_body(records: list[dict], ids: InternalIds, entity_id: str) -> dict 
                for (what, key), at in unknown.items()]  # fmt: skip
     if period is None:
         missing.append(f"no NetSuite accounting period starts on {month.isoformat()}")
-    if not items:
-        missing.append("no line has an amount in the transaction currency")
+    if not items:  # a posting-rule problem (e.g. a functional-only FX journal), not master data
+        return Unresolved(eid, "invalid_content", "integration",
+                          ("no line has an amount in the transaction currency",))  # fmt: skip
     if missing:
         return Unresolved(eid, "invalid_reference", "master_data", tuple(missing))
     if period.closed:
