@@ -76,15 +76,17 @@ def posting_replay_sensor(
     context: dg.SensorEvaluationContext, erp: ErpResource, warehouse: WarehouseResource
 ):
     before = json.loads(context.cursor) if context.cursor else {}
-    rows = erp.queue().open()
+    queue = erp.queue()
+    rows = queue.open()
     if rows.empty:
         return dg.SkipReason("the posting exception queue is empty")
-    queue = erp.queue()
     needed = policy.needed_state(rows)
     after = observe(erp, warehouse, needed)
     posted = queue.posted_invoices(needed[policy.INVOICE])
     replays = policy.plan_replays(rows, datetime.now(UTC), before, after, posted)
-    cursor = json.dumps({**before, **after}, sort_keys=True)
+    # only what the open rows wait for now: the cursor does not grow with history (a state
+    # needed again later counts as changed once, as on the first evaluation)
+    cursor = json.dumps(after, sort_keys=True)
     if not replays:
         waiting = rows.apply(
             lambda r: policy.schedule(r["reason_code"], r["owner"], r["attempts"],

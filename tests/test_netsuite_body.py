@@ -254,3 +254,15 @@ def test_netsuite_errors_map_to_reasons_and_owners(status, code, detail, reason,
     v = classify(status, parse_error(status, body))
     assert (v.reason, v.owner, v.transient, v.code) == (reason, owner, transient, code)
     assert v.message == f"{code} at line.items[1].account: {detail}"
+
+
+def test_a_subsidiary_named_by_text_is_looked_up_by_name_only():
+    # NetSuite's id column is numeric: 'US01' compared with it would fail the whole query
+    fake = FakeSuiteQL()
+    ids = InternalIds(ErpConfig(), fake)
+    journal_body(lines(erp_subsidiary_id="US01"), ids, "US01")
+    (q,) = [q for q in fake.queries if "FROM subsidiary" in q]
+    assert "name IN ('US01')" in q and "id IN" not in q.replace("SELECT id", "")
+    journal_body(lines(erp_subsidiary_id="7"), ids, "US01")
+    (_, q7) = [q for q in fake.queries if "FROM subsidiary" in q]
+    assert "id IN ('7')" in q7 and "name IN ('7')" in q7

@@ -124,8 +124,13 @@ class InternalIds:
 
     def _lookup(self, kind: str, keys: list[str]) -> None:
         table, columns = LOOKUPS[kind]
-        values = ", ".join(literal(k) for k in keys)
-        where = " OR ".join(f"{c} IN ({values})" for c in columns)
+        clauses = []
+        for c in columns:
+            # NetSuite's ``id`` is numeric: a non-numeric key compared to it fails the query
+            matching = [k for k in keys if c != "id" or k.isdigit()]
+            if matching:
+                clauses.append(f"{c} IN ({', '.join(literal(k) for k in matching)})")
+        where = " OR ".join(clauses)
         cols = ", ".join(dict.fromkeys(("id", *columns)))
         rows = self._query(f"SELECT {cols} FROM {table} WHERE {where} ORDER BY id")
         hits: dict[str, str] = {}
