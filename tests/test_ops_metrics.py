@@ -125,8 +125,15 @@ def test_status_row_stage_and_who_must_act():
                                  "finance: drift on 1 account")  # fmt: skip
     closed = status_row("DE01", "2025-03-01", records={"invoices": 1},
                         closed_through=pd.Timestamp("2025-04-01", tz="UTC"),
+                        erp_period_closed=True,
                         close={"closed_by": "carol", "closed_at": T0})  # fmt: skip
     assert closed["stage"] == "closed" and closed["closed_by"] == "carol"
+    # revenue closed, the ERP period still open: the close did not finish
+    half = status_row("DE01", "2025-03-01", records={"invoices": 1},
+                      closed_through=pd.Timestamp("2025-04-01", tz="UTC"),
+                      close={"closed_by": "carol", "closed_at": T0})  # fmt: skip
+    assert half["stage"] == "close_incomplete"
+    assert half["waiting_on"] == "finance: ERP period still open (run the close again, or reopen)"
     assert stage_of({**closed, "revenue_closed": False}) == "ingested"
     table = markdown(status_frame([row]), ["entity_id", "period", "stage", "held_journals"])
     assert table.splitlines()[2] == "| DE01 | 2025-03 | posting_held | 1 |"
